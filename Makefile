@@ -1,0 +1,47 @@
+# Runboard: `make run` starts the board with live demo runs; `make test` runs the whole suite.
+# Both bootstrap .venv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/runboard
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+export TEST_POSTGRES_URL TEST_REDIS_URL
+
+.PHONY: run test test-sqlite test-postgres lint venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+run: venv
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+
+# The whole suite twice: on the embedded default (SQLite + in-memory channel layer), then on
+# the scale-out path (PostgreSQL + Redis). Outside CI the second pass is skipped, with a
+# message, when either service is unreachable; under CI=true it always runs.
+test: test-sqlite test-postgres
+
+test-sqlite: venv
+	$(PY) -m pytest -m "not postgres and not redis"
+
+test-postgres: venv
+	@if [ -n "$$CI" ] || $(PY) -m tests.backends postgres redis; then \
+		echo "== PostgreSQL + Redis pass =="; \
+		DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) \
+			$(PY) -m pytest -m "not sqlite_only and not browser"; \
+	else \
+		echo "Skipping the PostgreSQL + Redis pass (see above for what is missing)."; \
+	fi
+
+lint: venv
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) var

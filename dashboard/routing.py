@@ -1,0 +1,3 @@
+"""Websocket routes (filled by the board)."""
+
+websocket_urlpatterns: list = []

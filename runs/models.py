@@ -1,0 +1,375 @@
+"""Runs and their audit trail.
+
+`Run.transition_to` is the only code that changes `Run.state`; `Run.amend` is its sibling for
+writes that change no state (heartbeats, budgets). Both compare-and-set on `version`, so a write
+made from a stale instance is a `TransitionConflict`, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .events import announce
+from .exceptions import RunNotFound, TransitionConflict, TransitionNotAllowed
+from .ids import uuid7
+from .lifecycle import CHANGEABLE_FIELDS, SuspendedBy, plan_transition
+from .states import LEASE_HOLDING_STATES, RunState
+
+# Written only by transition_to/amend; save() refuses to change them on an existing row.
+LIFECYCLE_FIELDS: tuple[str, ...] = (
+    "state",
+    "version",
+    "attempts",
+    "next_attempt_at",
+    "lease_owner",
+    "lease_expires_at",
+    "heartbeat_at",
+    "progress",
+    "result",
+    "last_error",
+    "suspend_reason",
+    "suspended_by",
+    "consumed",
+    "state_changed_at",
+    "started_at",
+    "finished_at",
+)
+
+ERROR_SUMMARY_CHARS = 300
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class RunQuerySet(models.QuerySet):
+    """Read vocabulary for runs."""
+
+    def in_state(self, *states: RunState | str) -> RunQuerySet:
+        return self.filter(state__in=[str(s) for s in states])
+
+    def unfinished(self) -> RunQuerySet:
+        return self.exclude(state__in=[RunState.COMPLETED, RunState.FAILED, RunState.CANCELED])
+
+    def newest_first(self) -> RunQuerySet:
+        return self.order_by("-state_changed_at", "-id")
+
+
+class Run(models.Model):
+    """One unit of background work and where it stands in the lifecycle."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=200, help_text="What kind of work this is.")
+    queue = models.CharField(max_length=100, default="default")
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher is leased first.")
+
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.READY)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    scheduled_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    backoff_base_seconds = models.FloatField(default=2.0)
+    backoff_factor = models.FloatField(default=2.0)
+    backoff_cap_seconds = models.FloatField(default=300.0)
+    backoff_jitter = models.FloatField(
+        default=0.1, help_text="Fraction (0–1) of each delay taken off at random."
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_seconds = models.PositiveIntegerField(default=30)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    suspend_reason = models.TextField(blank=True, default="")
+    suspended_by = models.CharField(
+        max_length=16, blank=True, default="", choices=SuspendedBy.CHOICES
+    )
+    budget = models.JSONField(default=dict, blank=True, help_text="Limit per dimension.")
+    consumed = models.JSONField(default=dict, blank=True, help_text="Use per dimension.")
+
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-state_changed_at", "-id")
+        permissions = (
+            ("cancel_run", "Can cancel runs"),
+            ("suspend_run", "Can suspend running runs"),
+            ("resume_run", "Can resume suspended runs"),
+            ("retry_run", "Can retry a backing-off run now"),
+            ("rerun_run", "Can rerun finished runs"),
+        )
+        indexes = (
+            # Board columns and the run list filtered by state: "newest N in state S" and
+            # keyset pages on (state_changed_at, id) within a state. Also serves per-state
+            # counts as an index-only scan on the `state` prefix.
+            models.Index(fields=("state", "state_changed_at", "id"), name="run_state_changed"),
+            # Board and list filtered by queue: newest N in state S of queue Q.
+            models.Index(
+                fields=("queue", "state", "state_changed_at", "id"), name="run_queue_state"
+            ),
+            # Run list with no state filter: keyset pages over all runs.
+            models.Index(fields=("state_changed_at", "id"), name="run_changed"),
+            # services.lease: ready runs, highest priority first, then oldest. Partial, so it
+            # holds only the ready runs however large the table grows.
+            models.Index(
+                F("priority").desc(), "created_at", name="run_lease_order",
+                condition=Q(state="ready"),
+            ),
+            models.Index(
+                "queue", F("priority").desc(), "created_at", name="run_lease_queue_order",
+                condition=Q(state="ready"),
+            ),
+            # The clock: due scheduled runs, lapsed leases, ended backoffs, suspensions.
+            models.Index(
+                fields=("scheduled_at",), name="run_due_scheduled",
+                condition=Q(state="scheduled"),
+            ),
+            models.Index(
+                fields=("lease_expires_at",), name="run_lease_expiry",
+                condition=Q(state__in=("leased", "running")),
+            ),
+            models.Index(
+                fields=("next_attempt_at",), name="run_due_retry",
+                condition=Q(state="retry_wait"),
+            ),
+            models.Index(
+                fields=("suspended_by",), name="run_suspended",
+                condition=Q(state="suspended"),
+            ),
+        )
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(progress__isnull=True) | Q(progress__gte=0, progress__lte=100),
+                name="run_progress_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=RunState.values), name="run_state_valid"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.short_id} ({self.state})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):  # noqa: ANN001, ANN206 - Django's signature
+        instance = super().from_db(db, field_names, values)
+        instance._remember_lifecycle()
+        return instance
+
+    def _remember_lifecycle(self) -> None:
+        self._loaded_lifecycle = {
+            name: self.__dict__[name] for name in LIFECYCLE_FIELDS if name in self.__dict__
+        }
+
+    @property
+    def short_id(self) -> str:
+        return str(self.pk)[-8:] if self.pk else ""
+
+    @property
+    def run_state(self) -> RunState:
+        return RunState(self.state)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save a new run in any state; on an existing run, refuse lifecycle edits."""
+        loaded = getattr(self, "_loaded_lifecycle", None)
+        if loaded is not None and not self._state.adding:
+            changed = sorted(n for n, v in loaded.items() if getattr(self, n) != v)
+            if "state" in changed:
+                raise TransitionNotAllowed(
+                    f"run {self.pk} is {loaded['state']}; save() cannot change state to "
+                    f"{self.state}: use transition_to() or runs.services",
+                    run_id=self.pk, current_state=loaded["state"], target_state=self.state,
+                )
+            if changed:
+                raise TransitionNotAllowed(
+                    f"run {self.pk}: save() cannot change lifecycle fields "
+                    f"({', '.join(changed)}): use runs.services",
+                    run_id=self.pk, current_state=loaded["state"],
+                )
+            if RunState(loaded["state"]).is_terminal:
+                raise TransitionNotAllowed(
+                    f"run {self.pk} is {loaded['state']}; a finished run never changes",
+                    run_id=self.pk, current_state=loaded["state"],
+                )
+        super().save(*args, **kwargs)
+        self._remember_lifecycle()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def transition_to(
+        self,
+        target: RunState | str,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        now: datetime | None = None,
+        **changes: Any,
+    ) -> Run:
+        """Move this run to `target` if the lifecycle allows it now; return the run refreshed.
+
+        Compare-and-set on (state, version) in one transaction with the audit row; the
+        announcement goes out after commit. Raises `TransitionNotAllowed` (table or guard) or
+        `TransitionConflict` (the row moved on since this instance was loaded); either way
+        nothing is written.
+        """
+        target = RunState(target)
+        now = now or timezone.now()
+        values = plan_transition(self, target, reason=reason, now=now, changes=changes)
+        source = RunState(self.state)
+        self._compare_and_set(
+            values, now=now, actor=actor or "", reason=reason, source=source, audited=True
+        )
+        return self
+
+    def amend(self, *, actor: str | None = None, now: datetime | None = None,
+              **changes: Any) -> Run:
+        """Write fields that change no state (heartbeat, progress, budget) with the same
+        compare-and-set and announcement as a move, and no audit row."""
+        unknown = set(changes) - CHANGEABLE_FIELDS - {"attempts"}
+        if unknown:
+            raise TypeError(f"amend() cannot set {', '.join(sorted(unknown))}")
+        if self.run_state.is_terminal:
+            raise TransitionNotAllowed(
+                f"run {self.pk} is {self.state}; a finished run never changes",
+                run_id=self.pk, current_state=str(self.state),
+            )
+        now = now or timezone.now()
+        values = {**changes, "version": self.version + 1}
+        self._compare_and_set(
+            values, now=now, actor=actor or "", reason="", source=self.run_state, audited=False
+        )
+        return self
+
+    def _compare_and_set(self, values: dict[str, Any], *, now: datetime, actor: str,
+                         reason: str, source: RunState, audited: bool) -> None:
+        with transaction.atomic():
+            updated = Run.objects.filter(pk=self.pk, state=source, version=self.version).update(
+                **values
+            )
+            if updated != 1:
+                raise self._conflict(RunState(values.get("state", source)))
+            for name, value in values.items():
+                setattr(self, name, value)
+            if audited:
+                Transition.objects.create(
+                    run_id=self.pk, from_state=source, to_state=self.state, at=now,
+                    actor=actor, reason=reason, attempt=self.attempts,
+                )
+            event = self.event(
+                kind="transition" if audited else "update",
+                source=source, at=now, actor=actor, reason=reason,
+            )
+            transaction.on_commit(partial(announce, event), robust=True)
+        self._remember_lifecycle()
+
+    def _conflict(self, target: RunState) -> Exception:
+        current = Run.objects.filter(pk=self.pk).values_list("state", "version").first()
+        if current is None:
+            return RunNotFound(f"run {self.pk} no longer exists", run_id=self.pk)
+        state, version = current
+        return TransitionConflict(
+            f"run {self.pk} changed underneath: it is {state} (version {version}), not "
+            f"{self.state} (version {self.version}); cannot move to {target}",
+            run_id=self.pk, current_state=state,
+        )
+
+    # -- what the announcement carries ---------------------------------------------------------
+
+    def live_data(self) -> dict[str, Any]:
+        """Everything a board card shows, JSON-ready; payload and result are left out."""
+        first_error_line = self.last_error.strip().splitlines()[0] if self.last_error.strip() else ""
+        return {
+            "id": str(self.pk),
+            "short_id": self.short_id,
+            "name": self.name,
+            "queue": self.queue,
+            "priority": self.priority,
+            "state": str(self.state),
+            "version": self.version,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "progress": self.progress,
+            "lease_owner": self.lease_owner,
+            "lease_expires_at": _iso(self.lease_expires_at),
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "scheduled_at": _iso(self.scheduled_at),
+            "state_changed_at": _iso(self.state_changed_at),
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "suspend_reason": self.suspend_reason,
+            "suspended_by": self.suspended_by,
+            "budget": self.budget,
+            "consumed": self.consumed,
+            "error_summary": first_error_line[:ERROR_SUMMARY_CHARS],
+            "rerun_of": str(self.rerun_of_id) if self.rerun_of_id else None,
+        }
+
+    def event(self, *, kind: str, source: RunState | None, at: datetime, actor: str = "",
+              reason: str = "") -> dict[str, Any]:
+        """The `run_changed` payload for this run as it is now (see `runs.events`)."""
+        return {
+            "id": str(self.pk),
+            "version": self.version,
+            "from": str(source) if source else None,
+            "to": str(self.state),
+            "kind": kind,
+            "at": at.isoformat(),
+            "actor": actor,
+            "reason": reason,
+            "run": self.live_data(),
+        }
+
+    @property
+    def holds_lease(self) -> bool:
+        return RunState(self.state) in LEASE_HOLDING_STATES
+
+
+class Transition(models.Model):
+    """One committed state change: append-only, never updated or deleted by the application."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=16, choices=RunState.choices, blank=True)
+    to_state = models.CharField(max_length=16, choices=RunState.choices)
+    at = models.DateTimeField(default=timezone.now, editable=False)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("id",)
+        # The run page's timeline: every transition of one run, in order.
+        indexes = (models.Index(fields=("run", "id"), name="transition_run_order"),)
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.from_state or '∅'} → {self.to_state}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TransitionNotAllowed(f"transition {self.pk} is audit history: never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")

@@ -1,0 +1,19 @@
+"""Test configuration: production settings plus test-only speed-ups and isolation."""
+
+import hashlib
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-production")
+
+from dashboard.settings import *  # noqa: E402,F403
+from dashboard.settings import BASE_DIR, CHANNEL_LAYERS, DATABASES, REDIS_URL  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Several checkouts (CI's fresh clone, parallel work trees) share this machine's PostgreSQL and
+# Redis: give each its own test database and channel-layer prefix.
+CHECKOUT_ID = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8]
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": f"test_runboard_{CHECKOUT_ID}"}
+if REDIS_URL:
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"runboard-test-{CHECKOUT_ID}"
