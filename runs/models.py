@@ -373,3 +373,7 @@ class Transition(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")
+
+
+# Registered with the runs app here; the model lives in its own module (run page's bulk actions).
+from .bulk_models import BulkOperation  # noqa: E402,F401

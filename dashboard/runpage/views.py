@@ -1,0 +1,98 @@
+"""The run page and the run list: parse the request, call a selector, render."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from runs import bulk
+from runs.actions import ACTIONS
+from runs.detail import live_state, run_detail
+from runs.listing import (
+    SEARCH_HELP,
+    Cursor,
+    RunFilter,
+    bounded_count,
+    distinct_queues,
+    filtered_runs,
+    page_of_runs,
+)
+from runs.models import Run
+from runs.states import RunState
+
+
+def action_url(run_id: UUID, name: str) -> str:
+    """The board's per-run action endpoint (cross-area contract in HELPERS.md)."""
+    return f"/runs/{run_id}/actions/{name}/"
+
+
+@require_GET
+@login_required
+def run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
+    """One run: why it isn't moving, every field, its timeline, and what this user may do."""
+    try:
+        detail = run_detail(run_id, user=request.user)
+    except Run.DoesNotExist:
+        raise Http404(f"no run {run_id}") from None
+    page_url = reverse("run-detail", args=[run_id])
+    config = {
+        "runId": str(run_id),
+        "version": detail.run.version,
+        "liveUrl": reverse("run-live", args=[run_id]),
+        "socketPath": f"/ws/board/?run={run_id}",
+        "lastTransitionId": detail.last_transition_id,
+    }
+    buttons = [(button, action_url(run_id, button.name)) for button in detail.actions]
+    return render(request, "runpage/run_detail.html", {
+        "detail": detail, "run": detail.run, "buttons": buttons, "page_url": page_url,
+        "config": config,
+    })
+
+
+@require_GET
+@login_required
+def run_live(request: HttpRequest, run_id: UUID) -> JsonResponse:
+    """The run page's refresh after a websocket delta: answer, fields, new timeline rows."""
+    try:
+        after = max(int(request.GET.get("after", "0")), 0)
+    except ValueError:
+        after = 0
+    try:
+        return JsonResponse(live_state(run_id, user=request.user, after=after))
+    except Run.DoesNotExist:
+        return JsonResponse({"ok": False, "code": "not_found",
+                             "message": f"no run {run_id}"}, status=404)
+
+
+@require_GET
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    """Runs matching the URL's filters, newest state change first, one keyset page at a time."""
+    runs_filter = RunFilter.from_query(request.GET)
+    page = page_of_runs(runs_filter, after=Cursor.decode(request.GET.get("after")),
+                        before=Cursor.decode(request.GET.get("before")))
+    bulk_choices = [(name, ACTIONS[name].label) for name in bulk.BULK_ACTIONS
+                    if request.user.has_perm(ACTIONS[name].permission)]
+    query = runs_filter.as_query()
+    return render(request, "runpage/run_list.html", {
+        "filter": runs_filter,
+        "first_url": f"?{urlencode(query)}",
+        "next_url": f"?{urlencode({**query, 'after': page.next_cursor})}"
+        if page.next_cursor else "",
+        "previous_url": f"?{urlencode({**query, 'before': page.previous_cursor})}"
+        if page.previous_cursor else "",
+        "filter_query": runs_filter.as_query(),
+        "page": page,
+        "count": bounded_count(filtered_runs(runs_filter)),
+        "queues": distinct_queues(),
+        "states": RunState.choices,
+        "bulk_choices": bulk_choices,
+        "search_help": SEARCH_HELP,
+        "bulk_cap": bulk.bulk_cap(),
+    })

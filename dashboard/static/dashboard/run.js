@@ -1,0 +1,223 @@
+// The run page, live. The board's websocket (`ws/board/?run=<id>`) says when this run changed;
+// the page then asks the server for the derived view (`/runs/<id>/live/?after=<last move>`): the
+// "why isn't it moving" answer, fields, meters, new timeline moves and the actions allowed now.
+// So no lifecycle knowledge lives here, and every server string goes in with textContent.
+
+const config = JSON.parse(document.getElementById("run-config").textContent);
+const $ = (selector) => document.querySelector(selector);
+
+let lastTransitionId = config.lastTransitionId;
+let shownVersion = config.version;
+let refreshing = false;
+let refreshAgain = false;
+
+function setStatus(status, text) {
+  const element = $("#live-status");
+  element.dataset.status = status;
+  element.textContent = text;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function renderAnswer(answer) {
+  const node = $("#run-answer");
+  node.textContent = answer.text;
+  node.dataset.code = answer.code;
+  node.className = `answer answer-${answer.code}`;
+}
+
+function renderState(data) {
+  const badge = $("#run-state");
+  badge.textContent = data.state_label;
+  badge.dataset.state = data.state;
+  badge.className = `rp-state state-${data.state}`;
+}
+
+function renderFields(fields) {
+  for (const field of fields) {
+    const cell = document.querySelector(`tr[data-field="${CSS.escape(field.name)}"] td`);
+    if (cell) cell.textContent = field.value;
+  }
+}
+
+function renderMeters(meters) {
+  const section = $("#meters");
+  section.hidden = meters.length === 0;
+  section.querySelectorAll(".meter-row").forEach((row) => row.remove());
+  for (const meter of meters) {
+    const row = element("div", "meter-row");
+    row.dataset.dimension = meter.dimension;
+    row.append(element("span", "meter-label", meter.dimension));
+    const gauge = element("meter");
+    gauge.min = 0;
+    gauge.max = meter.limit;
+    gauge.high = meter.limit;
+    gauge.value = meter.used;
+    row.append(gauge);
+    row.append(element("span", `meter-text${meter.exhausted ? " exhausted" : ""}`,
+      `${meter.used}/${meter.limit} (${meter.percent}%)`));
+    section.append(row);
+  }
+}
+
+function attemptSection(attempt) {
+  const timeline = $("#timeline");
+  const last = timeline.lastElementChild;
+  if (last && Number(last.dataset.attempt) === attempt) return last.querySelector("ol");
+  const section = element("section", "attempt");
+  section.dataset.attempt = String(attempt);
+  section.append(element("h3", "", attempt ? `Attempt ${attempt}` : "Before any attempt"));
+  const list = element("ol");
+  section.append(list);
+  timeline.append(section);
+  return list;
+}
+
+function renderTimeline(entries) {
+  for (const entry of entries) {
+    if (entry.id <= lastTransitionId) continue;
+    const item = element("li", "move");
+    item.dataset.transitionId = String(entry.id);
+    item.append(element("span", "move-states", `${entry.from || "∅"} → ${entry.to}`));
+    const when = element("time", "", new Date(entry.at).toLocaleString());
+    when.dateTime = entry.at;
+    item.append(when);
+    item.append(element("span", "move-actor", entry.actor || "—"));
+    item.append(element("span", "move-reason", entry.reason));
+    item.append(element("span", "move-attempt", `attempt ${entry.attempt}`));
+    attemptSection(entry.attempt).append(item);
+    lastTransitionId = entry.id;
+  }
+}
+
+function renderActions(allowed) {
+  document.querySelectorAll("form.run-action").forEach((form) => {
+    form.hidden = !allowed.includes(form.dataset.action);
+  });
+}
+
+function renderReruns(reruns) {
+  const box = $("#reruns");
+  const list = $("#rerun-list");
+  box.hidden = reruns.length === 0;
+  list.replaceChildren(...reruns.map((rerun) => {
+    const item = element("li");
+    const link = element("a", "", rerun.short_id);
+    link.href = `/runs/${encodeURIComponent(rerun.id)}/`;
+    item.append(link, " ", element("span", `rp-state state-${rerun.state}`, rerun.state));
+    return item;
+  }));
+}
+
+function render(data) {
+  shownVersion = Math.max(shownVersion, data.version);
+  renderAnswer(data.answer);
+  renderState(data);
+  renderFields(data.fields);
+  renderMeters(data.meters);
+  $("#result").textContent = data.result;
+  renderTimeline(data.timeline);
+  renderActions(data.actions);
+  renderReruns(data.reruns);
+  document.body.dataset.runVersion = String(shownVersion);
+}
+
+// One refresh in flight; changes that arrive meanwhile fold into one more.
+async function refresh() {
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    do {
+      refreshAgain = false;
+      const response = await fetch(`${config.liveUrl}?after=${lastTransitionId}`, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+      if (!response.ok) break;
+      render(await response.json());
+    } while (refreshAgain);
+  } catch (error) {
+    setStatus("error", "refresh failed; retrying on the next change");
+  } finally {
+    refreshing = false;
+  }
+}
+
+function concernsThisRun(frame) {
+  return (frame.deltas || []).some(
+    (event) => event && event.id === config.runId && event.version > shownVersion,
+  );
+}
+
+let retryDelay = 500;
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${config.socketPath}`);
+  socket.addEventListener("open", () => {
+    retryDelay = 500;
+    setStatus("live", "live");
+  });
+  socket.addEventListener("message", (message) => {
+    let frame;
+    try {
+      frame = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    // A snapshot comes on every (re)connect: anything may have happened while we were away.
+    if (frame.type === "snapshot" || (frame.type === "deltas" && concernsThisRun(frame))) {
+      refresh();
+    }
+  });
+  socket.addEventListener("close", () => {
+    setStatus("reconnecting", "reconnecting…");
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 15000);
+  });
+}
+
+// Buttons post to the board's action endpoint; the answer is JSON, the change comes back over
+// the websocket like every other change. Without JavaScript the forms post and redirect back.
+function wireActions() {
+  document.querySelectorAll("form.run-action").forEach((form) => {
+    form.addEventListener("submit", async (submit) => {
+      submit.preventDefault();
+      const problem = $("#action-error");
+      problem.hidden = true;
+      const body = new FormData(form);
+      const response = await fetch(form.action, {
+        method: "POST",
+        body,
+        credentials: "same-origin",
+        headers: {
+          Accept: "application/json",
+          "X-Requested-With": "XMLHttpRequest",
+          "X-CSRFToken": body.get("csrfmiddlewaretoken"),
+        },
+      });
+      let answer = {};
+      try {
+        answer = await response.json();
+      } catch {
+        answer = { ok: false, message: `the server answered ${response.status}` };
+      }
+      if (!response.ok || !answer.ok) {
+        problem.textContent = answer.message || `refused (${response.status})`;
+        problem.hidden = false;
+      }
+      refresh();
+    });
+  });
+}
+
+wireActions();
+connect();
