@@ -190,7 +190,7 @@ def run_detail(run_id: Any, *, user: Any, now: datetime | None = None) -> RunDet
         groups=group_by_attempt(entries),
         timeline_truncated=truncated,
         reruns=list(run.reruns.order_by("-created_at").only(
-            "id", "name", "state", "created_at")[:RERUNS_LIMIT]),
+            "id", "name", "state", "created_at", "rerun_of")[:RERUNS_LIMIT]),
         fields=field_rows(run),
         meters=budget_meters(run),
         payload_json=pretty_json(run.payload),
@@ -216,6 +216,6 @@ def live_state(run_id: Any, *, user: Any, after: int = 0) -> dict[str, Any]:
         "timeline": [entry.as_json() for entry in entries],
         "actions": [button.name for button in action_buttons(run, user) if button.applicable],
         "reruns": [{"id": str(r.pk), "short_id": r.short_id, "state": r.state}
-                   for r in run.reruns.order_by("-created_at").only("id", "state")
+                   for r in run.reruns.order_by("-created_at").only("id", "state", "rerun_of")
                    [:RERUNS_LIMIT]],
     }

@@ -200,13 +200,14 @@ class RunPage:
 
 
 def page_of_runs(runs_filter: RunFilter, *, after: Cursor | None = None,
-                 before: Cursor | None = None, size: int = PAGE_SIZE) -> RunPage:
+                 before: Cursor | None = None, size: int | None = None) -> RunPage:
     """The page right after `after` (older) or right before `before` (newer); page 1 if neither.
 
     Why keyset: a run that moves gets a new `state_changed_at` and jumps to page 1, and no
     other run shifts position, so following "next" never repeats or skips a run that stayed put
     (OFFSET would). The `<=` bound is the index range; the OR only filters ties within it.
     """
+    size = size or PAGE_SIZE
     runs = filtered_runs(runs_filter).only(*LIST_COLUMNS)
     if before is not None:
         newer = runs.filter(
@@ -254,8 +255,9 @@ class BoundedCount:
         return f"{self.value:,}" if self.exact else f"{self.cap:,}+"
 
 
-def bounded_count(runs: Any, *, cap: int = COUNT_CAP) -> BoundedCount:
-    """Count at most `cap + 1` rows: `SELECT COUNT(*) FROM (… LIMIT cap+1)`."""
+def bounded_count(runs: Any, *, cap: int | None = None) -> BoundedCount:
+    """Count at most `cap + 1` rows (default cap COUNT_CAP): `SELECT COUNT(*) FROM (… LIMIT)`."""
+    cap = cap or COUNT_CAP
     return BoundedCount(runs.order_by().values("pk")[: cap + 1].count(), cap)
 
 
