@@ -152,4 +152,6 @@ LOGGING = {
 RUNBOARD = {
     # Cards per board column (newest first); the rest is one click away in the run list.
     "BOARD_COLUMN_LIMIT": int(os.environ.get("BOARD_COLUMN_LIMIT", "50")),
+    # Most runs one bulk action (run list or admin) may touch; above it, narrow the filter.
+    "BULK_ACTION_CAP": int(os.environ.get("BULK_ACTION_CAP", "10000")),
 }
