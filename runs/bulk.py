@@ -18,7 +18,7 @@ from django.utils import timezone
 from .actions import ACTIONS, OperatorAction
 from .bulk_models import BulkOperation
 from .exceptions import InvalidInput, RunError, RunNotFound
-from .listing import BoundedCount, RunFilter, bounded_count, filtered_runs
+from .listing import RunFilter, bounded_count, filtered_runs
 from .models import Run
 from .states import RunState
 
@@ -96,14 +96,14 @@ def preview(*, user: Any, action_name: str, runs_filter: RunFilter,
     if len(ids) > cap:
         raise TooManyRuns(TOO_MANY.format(count=f"More than {cap:,}", action=action.name,
                                           cap=cap))
-    skipped: dict[str, str] = {}
+    skipped: list[list[str]] = []
     states = [runs_filter.state] if runs_filter.state else [s.value for s in RunState]
     for state in states:
         if state in eligible_states:
             continue
         count = bounded_count(matching.filter(state=state), cap=cap)
         if count.value:
-            skipped[skip_reason(action, state)] = str(count)
+            skipped.append([skip_reason(action, state), str(count)])
     return BulkOperation.objects.create(
         user=user, action=action.name, filter=runs_filter.as_query(), reason=reason[:2000],
         run_ids=[str(pk) for pk in ids], matched=len(ids), skipped=skipped,
@@ -162,16 +162,12 @@ def execute(operation: BulkOperation, *, user: Any,
     return operation
 
 
-def summarize(outcomes: Mapping[str, str], *, skipped: Mapping[str, str] | None = None) -> str:
+def summarize(outcomes: Mapping[str, str], *, skipped: Iterable[list[str]] = ()) -> str:
     """"3,120 canceled; 14 skipped: already completed" — most common outcome first.
 
-    `skipped` adds the runs left out at preview (reason → count, possibly "10,000+").
+    `skipped` adds the runs left out at preview ([reason, count] pairs; "10,000+" possible).
     """
     counts = Counter(outcomes.values())
     parts = [f"{count:,} {outcome}" for outcome, count in counts.most_common()]
-    parts += [f"{count} skipped: {why}" for why, count in (skipped or {}).items()]
+    parts += [f"{count} skipped: {why}" for why, count in skipped]
     return "; ".join(parts) or "nothing to do"
-
-
-def eligible_count(operation: BulkOperation) -> BoundedCount:
-    return BoundedCount(len(operation.run_ids), bulk_cap())

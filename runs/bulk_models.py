@@ -34,7 +34,8 @@ class BulkOperation(models.Model):
     reason = models.TextField(blank=True, default="")
     run_ids = models.JSONField(default=list, help_text="Eligible run ids frozen at preview.")
     matched = models.PositiveIntegerField(default=0)
-    skipped = models.JSONField(default=dict, help_text="Skipped at preview: reason → count.")
+    skipped = models.JSONField(
+        default=list, help_text="Skipped at preview: [reason, count] pairs, lifecycle order.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
     outcomes = models.JSONField(default=dict, help_text="Run id → outcome, filled chunk by chunk.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)

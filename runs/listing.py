@@ -79,7 +79,7 @@ class RunFilter:
             errors.append(f"Unknown state {state!r}: showing every state.")
             state = ""
         search = (query.get("q") or "").strip().lower()
-        if search and _id_search(search) is None:
+        if search and id_search_q(search) is None:
             errors.append(SEARCH_HELP)
             search = ""
         return cls(state=state, queue=(query.get("queue") or "").strip()[:100],
@@ -122,11 +122,11 @@ class RunFilter:
         if self.name:
             runs = runs.filter(name__icontains=self.name)
         if self.search:
-            runs = runs.filter(_id_search(self.search))
+            runs = runs.filter(id_search_q(self.search))
         return runs
 
 
-def _id_search(term: str) -> Q | None:
+def id_search_q(term: str) -> Q | None:
     """A full id → primary key; 8 to 31 hex digits → indexed short id plus the exact suffix."""
     compact = term.replace("-", "")
     if len(compact) == 32 and _HEX.match(compact):

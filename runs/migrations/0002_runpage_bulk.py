@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('reason', models.TextField(blank=True, default='')),
                 ('run_ids', models.JSONField(default=list, help_text='Eligible run ids frozen at preview.')),
                 ('matched', models.PositiveIntegerField(default=0)),
-                ('skipped', models.JSONField(default=dict, help_text='Skipped at preview: reason → count.')),
+                ('skipped', models.JSONField(default=list, help_text='Skipped at preview: [reason, count] pairs, lifecycle order.')),
                 ('status', models.CharField(choices=[('previewed', 'Previewed'), ('running', 'Running'), ('done', 'Done')], default='previewed', max_length=16)),
                 ('outcomes', models.JSONField(default=dict, help_text='Run id → outcome, filled chunk by chunk.')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),

@@ -39,7 +39,7 @@ def test_the_preview_counts_eligible_and_skipped_runs_by_reason(operator_client,
     make_run(RunState.READY, queue="emails")  # outside the filter
     operation = operation_of(preview(operator_client, "cancel", queue="etl", reason="bad deploy"))
     assert sorted(operation.run_ids) == sorted(str(r.pk) for r in eligible)
-    assert operation.skipped == {"already completed": "2", "already canceled": "1"}
+    assert operation.skipped == [["already completed", "2"], ["already canceled", "1"]]
     html = parse(operator_client.get(reverse("run-bulk-operation", args=[operation.pk])).content)
     assert html.find(id="eligible").text.startswith("4 runs matching queue etl will be canceled")
     assert [li.text for li in html.find(id="skipped").find_all("li")] == [
@@ -53,7 +53,7 @@ def test_the_preview_explains_runs_the_action_does_not_apply_to(operator_client,
     make_run(RunState.READY)
     operation = operation_of(preview(operator_client, "suspend"))
     assert len(operation.run_ids) == 1
-    assert operation.skipped == {"cannot suspend a ready run": "2"}
+    assert operation.skipped == [["cannot suspend a ready run", "2"]]
 
 
 def test_confirm_acts_on_exactly_the_frozen_ids(operator_client, make_run):
@@ -188,7 +188,7 @@ def test_above_the_cap_nothing_is_frozen_and_the_list_says_why(operator_client, 
     response = preview(operator_client, "cancel", queue="etl")
     assert response.status_code == 302
     assert response["Location"] == reverse("run-list") + "?queue=etl"
-    message = [str(m) for m in get_messages(response.wsgi_request)][0]
+    message = next(str(m) for m in get_messages(response.wsgi_request))
     assert message.startswith("More than 3 runs are eligible to cancel; the limit for one bulk "
                               "action is 3.")
     assert not BulkOperation.objects.exists()

@@ -145,7 +145,7 @@ def test_newer_goes_back_to_the_same_page(watcher_client, make_run, now, monkeyp
     monkeypatch.setattr(listing, "PAGE_SIZE", 2)
     for minutes in range(1, 8):
         make_run(state="failed", state_changed_at=now - timedelta(minutes=minutes))
-    page1, html = listed(watcher_client, state="failed")
+    _, html = listed(watcher_client, state="failed")
     html2 = parse(watcher_client.get(reverse("run-list") + html.find(id="older").attrs["href"])
                   .content)
     html3 = parse(watcher_client.get(reverse("run-list") + html2.find(id="older").attrs["href"])
@@ -176,7 +176,7 @@ def test_the_list_makes_the_same_few_queries_whatever_the_number_of_runs(
         watcher_client, make_run, now, query, django_assert_num_queries, monkeypatch):
     monkeypatch.setattr(listing, "PAGE_SIZE", 5)
     make_run(RunState.FAILED, queue="etl", name="x")
-    # session, user, 2 × permissions, page, count, queue choices
+    # session, user, 2 permission queries, page, count, queue choices
     with django_assert_num_queries(7):
         listed(watcher_client, **query)
     for minutes in range(40):
