@@ -78,6 +78,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'runboard.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock at BEGIN, so a write never upgrades a read lock mid-transaction
         # (the usual source of "database is locked"); WAL lets readers run beside the writer.
