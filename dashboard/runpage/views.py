@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
@@ -70,6 +71,30 @@ def run_live(request: HttpRequest, run_id: UUID) -> JsonResponse:
                              "message": f"no run {run_id}"}, status=404)
 
 
+ZERO_ID = UUID(int=0)
+
+
+def table_rows(runs: list[Run]) -> list[dict[str, str]]:
+    """The run list's cells as plain strings: rendering 50 rows of `{% url %}` and `|date` in
+    the template cost more than the queries."""
+    link = reverse("run-detail", args=[ZERO_ID]).replace(str(ZERO_ID), "{}")
+    labels = dict(RunState.choices)
+    rows = []
+    for run in runs:
+        changed = timezone.localtime(run.state_changed_at)
+        rows.append({
+            "id": str(run.pk), "short_id": run.short_id, "url": link.format(run.pk),
+            "name": run.name, "queue": run.queue, "state": run.state,
+            "state_label": labels.get(run.state, run.state),
+            "attempts": f"{run.attempts}/{run.max_attempts}", "priority": str(run.priority),
+            "progress": "" if run.progress is None else f"{run.progress}%",
+            "lease_owner": run.lease_owner, "changed_iso": changed.isoformat(),
+            "changed": changed.strftime("%Y-%m-%d %H:%M:%S"),
+            "created": timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+        })
+    return rows
+
+
 @require_GET
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -89,6 +114,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         if page.previous_cursor else "",
         "filter_query": runs_filter.as_query(),
         "page": page,
+        "rows": table_rows(page.runs),
         "count": bounded_count(filtered_runs(runs_filter)),
         "queues": distinct_queues(),
         "states": RunState.choices,

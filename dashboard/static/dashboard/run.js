@@ -178,7 +178,16 @@ function connect() {
       refresh();
     }
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (closed) => {
+    // The consumer's close codes: 4401 not logged in, 4404 no such run, 4400 bad query.
+    if (closed.code === 4401) {
+      setStatus("closed", "logged out: reload to log in again");
+      return;
+    }
+    if (closed.code === 4404 || closed.code === 4400) {
+      setStatus("closed", "this run is gone");
+      return;
+    }
     setStatus("reconnecting", "reconnecting…");
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 15000);

@@ -1,0 +1,251 @@
+"""Read-path benchmark at a million runs: board, snapshot, run list, run page, admin.
+
+    .venv/bin/python benchmarks/board.py                 # 1,000,000 runs on PostgreSQL
+    .venv/bin/python benchmarks/board.py --runs 100000   # a quicker pass while developing
+    .venv/bin/python benchmarks/board.py --keep          # leave runboard_bench for poking at
+
+Creates its own database `runboard_bench` (dropped at the end unless --keep) on the server of
+BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), migrates it, fills it
+with set-based SQL (generate_series, not ORM saves) spread over the nine states, ANALYZEs, then
+times each request in-process through Django's test client: server time including middleware,
+session, permissions, queries and template rendering, no network. Medians and p95 in ms.
+
+The baseline is a stock `ModelAdmin` for Run (default paginator with full counts, a state
+filter): what a Django user would have without this work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "runboard_bench"
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+# Share of runs per state, per mille: mostly finished, like a fleet that has run for a while.
+STATE_SHARES = (("scheduled", 20), ("ready", 50), ("leased", 10), ("running", 20),
+                ("retry_wait", 20), ("suspended", 10), ("completed", 700), ("failed", 120),
+                ("canceled", 50))
+QUEUES = 8
+NAMES = 20
+
+
+def database_url(name: str) -> str:
+    parsed = urlparse(ADMIN_URL)
+    return urlunparse(parsed._replace(path=f"/{name}"))
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def state_case() -> str:
+    """SQL CASE mapping `i % 1000` to a state by STATE_SHARES."""
+    arms, upper = [], 0
+    for state, share in STATE_SHARES:
+        upper += share
+        arms.append(f"WHEN i % 1000 < {upper} THEN '{state}'")
+    return "CASE " + " ".join(arms) + " END"
+
+
+def fill(runs: int) -> None:
+    """Insert `runs` runs and one audit row each, set-based."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO runs_run (id, name, queue, payload, priority, state, version,
+                scheduled_at, attempts, max_attempts, backoff_base_seconds, backoff_factor,
+                backoff_cap_seconds, backoff_jitter, next_attempt_at, lease_owner,
+                lease_expires_at, lease_seconds, heartbeat_at, progress, result, last_error,
+                suspend_reason, suspended_by, budget, consumed, rerun_of_id, created_at,
+                state_changed_at, started_at, finished_at)
+            SELECT gen_random_uuid(), 'job-' || (i % {NAMES}), 'q' || (i % {QUEUES}),
+                jsonb_build_object('n', i), (i % 3), s.state, 3,
+                created, 1, 3, 2, 2, 300, 0.1,
+                CASE WHEN s.state = 'retry_wait' THEN now() + interval '5 minutes' END,
+                CASE WHEN s.state IN ('leased', 'running') THEN 'exec-' || (i % 16) ELSE '' END,
+                CASE WHEN s.state IN ('leased', 'running') THEN now() + interval '30 seconds'
+                END,
+                30, CASE WHEN s.state = 'running' THEN now() END, NULL,
+                CASE WHEN s.state = 'completed' THEN '{{"ok": true}}'::jsonb END,
+                CASE WHEN s.state IN ('failed', 'retry_wait') THEN 'boom ' || i ELSE '' END,
+                CASE WHEN s.state = 'suspended' THEN 'operator asked' ELSE '' END,
+                CASE WHEN s.state = 'suspended' THEN 'operator' ELSE '' END,
+                '{{}}'::jsonb, '{{}}'::jsonb, NULL, created,
+                created + (i % 600) * interval '1 second',
+                CASE WHEN s.state IN ('running', 'completed', 'failed') THEN created END,
+                CASE WHEN s.state IN ('completed', 'failed', 'canceled') THEN created END
+            FROM (SELECT i, now() - ({runs} - i) * interval '3 seconds' AS created,
+                         {state_case()} AS state
+                  FROM generate_series(1, {runs}) AS i) AS s
+        """)
+        cursor.execute("""
+            INSERT INTO runs_transition (run_id, from_state, to_state, at, actor, reason,
+                                         attempt)
+            SELECT id, '', state, state_changed_at, 'bench', 'generated', attempts
+            FROM runs_run
+        """)
+        cursor.execute("ANALYZE")
+
+
+def timed(label: str, call: Callable[[], object], repeat: int) -> tuple[str, float, float]:
+    for _ in range(2):
+        call()  # warm caches, connections, templates
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    return label, statistics.median(samples), p95
+
+
+def get(client, url: str) -> Callable[[], object]:
+    def call() -> object:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {url} answered {response.status_code}")
+        return response
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--keep", action="store_true", help="do not drop runboard_bench")
+    args = parser.parse_args()
+
+    recreate_database()
+    os.environ["DATABASE_URL"] = database_url(BENCH_DB)
+    os.environ.pop("REDIS_URL", None)  # in-memory layer: announcements stay in this process
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    try:
+        run_benchmark(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            drop_database()
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    # Not setup_test_environment(): its instrumented template rendering copies every context
+    # and would dominate the timings. Only the test client's host name is needed.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    settings.ROOT_URLCONF = "benchmarks.bench_urls"
+    call_command("migrate", verbosity=0)
+
+    from runs import services
+    from runs.listing import PAGE_SIZE, Cursor
+
+    started = time.perf_counter()
+    fill(args.runs)
+    print(f"filled {args.runs:,} runs (+ {args.runs:,} transitions) in "
+          f"{time.perf_counter() - started:.1f} s")
+
+    # Runs with a real life, through the services, for the run page.
+    lived = services.submit(name="bench-lived", queue="q0", max_attempts=3)
+    services.cancel(lived.pk, actor="bench", reason="benchmark")
+    queued = services.submit(name="bench-queued", queue="q1", priority=-1)
+
+    user = User.objects.create_superuser("bench", password="bench-password-1")
+    client = Client()
+    client.force_login(user)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT state, count(*) FROM runs_run GROUP BY state")
+        per_state = dict(cursor.fetchall())
+        page = 500
+        cursor.execute(
+            "SELECT state_changed_at, id FROM runs_run WHERE state = 'failed' "
+            "ORDER BY state_changed_at DESC, id DESC OFFSET %s LIMIT 1",
+            [(page - 1) * PAGE_SIZE - 1])
+        row = cursor.fetchone()
+    page_500 = Cursor(row[0], row[1]).encode() if row else ""
+    print("runs per state:", ", ".join(f"{s} {per_state.get(s, 0):,}" for s, _ in STATE_SHARES))
+
+    results = []
+    board = board_timers(client, user)
+    for label, call in board:
+        results.append(timed(label, call, args.repeat))
+    results += [
+        timed("GET /runs/?state=failed (page 1)", get(client, "/runs/?state=failed"),
+              args.repeat),
+        timed(f"GET /runs/?state=failed (page {page})",
+              get(client, f"/runs/?state=failed&after={page_500}"), args.repeat),
+        timed("GET /runs/ (all, page 1)", get(client, "/runs/"), args.repeat),
+        timed("GET /runs/?q=<short id>", get(client, f"/runs/?q={queued.short_id}"),
+              args.repeat),
+        timed("GET /runs/<id>/ (canceled, timeline)", get(client, f"/runs/{lived.pk}/"),
+              args.repeat),
+        timed("GET /runs/<id>/ (ready: queue position)", get(client, f"/runs/{queued.pk}/"),
+              args.repeat),
+        timed("GET /admin/ changelist ?state=failed (ours)",
+              get(client, "/admin/runs/run/?state__exact=failed"), args.repeat),
+        timed("GET /admin/ changelist ?state=failed p500 (ours)",
+              get(client, "/admin/runs/run/?state__exact=failed&p=200"), args.repeat),
+    ]
+    baseline = timed("BASELINE stock admin changelist ?state=failed",
+                     get(client, "/baseline-admin/runs/run/?state__exact=failed"),
+                     max(3, args.repeat // 3))
+    results.append(baseline)
+
+    print(f"\n{args.runs:,} runs on PostgreSQL, {args.repeat} requests each (median / p95, ms; "
+          f"x = baseline median / median)")
+    width = max(len(label) for label, *_ in results)
+    for label, median, p95 in results:
+        print(f"  {label:<{width}}  {median:8.1f}  {p95:8.1f}   x{baseline[1] / median:6.1f}")
+
+
+def board_timers(client, user) -> list[tuple[str, Callable[[], object]]]:
+    """The board page and its snapshot, when the board (dashboard.board) is on this branch."""
+    try:
+        from dashboard.board import read_board
+        from runs.selectors import BoardFilter
+    except ImportError:
+        print("the board (dashboard.board) is not on this branch yet: skipping GET / and the "
+              "snapshot")
+        return []
+    return [
+        ("GET / (board page)", get(client, "/")),
+        ("board snapshot (read_board)", lambda: read_board(BoardFilter(), user=user)),
+    ]
+
+
+if __name__ == "__main__":
+    main()
