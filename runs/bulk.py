@@ -163,11 +163,14 @@ def execute(operation: BulkOperation, *, user: Any,
 
 
 def summarize(outcomes: Mapping[str, str], *, skipped: Iterable[list[str]] = ()) -> str:
-    """"3,120 canceled; 14 skipped: already completed" — most common outcome first.
+    """"3,120 canceled; 14 skipped: already completed" — the outcome counts of a bulk action.
 
     `skipped` adds the runs left out at preview ([reason, count] pairs; "10,000+" possible).
     """
     counts = Counter(outcomes.values())
-    parts = [f"{count:,} {outcome}" for outcome, count in counts.most_common()]
+    # Most common first; on a tie what was done before what was skipped or failed.
+    ordered = sorted(counts.items(), key=lambda item: (
+        -item[1], item[0].startswith(("skipped", "failed")), item[0]))
+    parts = [f"{count:,} {outcome}" for outcome, count in ordered]
     parts += [f"{count} skipped: {why}" for why, count in skipped]
     return "; ".join(parts) or "nothing to do"
