@@ -84,11 +84,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), condition=models.Q(('state', 'ready')), name='run_lease_order'),
+            index=models.Index(models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), models.F('id'), condition=models.Q(('state', 'ready')), name='run_lease_order'),
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(models.F('queue'), models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), condition=models.Q(('state', 'ready')), name='run_lease_queue_order'),
+            index=models.Index(models.F('queue'), models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), models.F('id'), condition=models.Q(('state', 'ready')), name='run_lease_queue_order'),
         ),
         migrations.AddIndex(
             model_name='run',
