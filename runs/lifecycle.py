@@ -82,9 +82,17 @@ def exhausted_budget(budget: dict[str, Any], consumed: dict[str, Any]) -> str | 
     """The first dimension whose consumption reached its limit, as "tokens 512/500", or None."""
     for dimension, limit in sorted(budget.items()):
         used = consumed.get(dimension, 0)
+        # Only numbers count (services validate them; a hand edit might not), as in
+        # `RunQuerySet.within_budget`, so that the clock and this check always agree.
+        if not (_is_number(limit) and _is_number(used)):
+            continue
         if used >= limit:
             return f"{dimension} {_fmt(used)}/{_fmt(limit)}"
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _fmt(number: float) -> str:

@@ -1,4 +1,4 @@
-"""The whole 9×9 matrix: the 17 allowed moves succeed when their guard holds; the other 64 are
+"""The whole 9 x 9 matrix: the 17 allowed moves succeed when their guard holds; the other 64 are
 refused with `TransitionNotAllowed` and leave the row, the audit trail and the announcements
 untouched."""
 
