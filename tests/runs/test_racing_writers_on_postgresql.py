@@ -4,6 +4,7 @@ no run leased twice, audit trails consistent."""
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 import pytest
 
@@ -38,11 +39,9 @@ def test_stale_instances_racing_different_moves_have_exactly_one_winner(make_run
 def test_cancel_complete_and_heartbeat_racing_through_services_end_consistently(make_run):
     for _ in range(5):
         run = make_run(RunState.RUNNING, lease_owner="exec-1")
-        run_id = run.pk
-        workers = [lambda: services.cancel(run_id, actor="alice", reason="race")] * 3  # noqa: B023
-        workers += [lambda: services.complete(run_id, executor="exec-1", result=1)] * 3  # noqa: B023
-        workers += [lambda: services.heartbeat(run_id, executor="exec-1",  # noqa: B023
-                                               progress=10)] * 3
+        workers = [partial(services.cancel, run.pk, actor="alice", reason="race")] * 3
+        workers += [partial(services.complete, run.pk, executor="exec-1", result=1)] * 3
+        workers += [partial(services.heartbeat, run.pk, executor="exec-1", progress=10)] * 3
 
         outcomes = race(workers)
 
