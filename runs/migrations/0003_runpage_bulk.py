@@ -30,7 +30,7 @@ def drop_short_id_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0001_initial'),
+        ('runs', '0002_board_operators_group'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
