@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from runs import bulk
 from runs.actions import ACTIONS
-from runs.detail import live_state, run_detail
+from runs.detail import TIMELINE_LIMIT, live_state, run_detail
 from runs.listing import (
     SEARCH_HELP,
     Cursor,
@@ -54,7 +54,7 @@ def run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
     buttons = [(button, action_url(run_id, button.name)) for button in detail.actions]
     return render(request, "runpage/run_detail.html", {
         "detail": detail, "run": detail.run, "buttons": buttons, "page_url": page_url,
-        "config": config,
+        "config": config, "timeline_limit": f"{TIMELINE_LIMIT:,}",
     })
 
 

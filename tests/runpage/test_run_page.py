@@ -164,3 +164,21 @@ def test_the_live_endpoint_returns_the_answer_and_only_newer_moves(operator_clie
 def test_the_live_endpoint_needs_a_login(client, make_run):
     response = client.get(reverse("run-live", args=[make_run().pk]))
     assert response.status_code == 302
+
+
+def test_a_run_that_bounced_a_lot_shows_its_latest_moves(watcher_client, make_run, monkeypatch):
+    from runs import detail
+
+    monkeypatch.setattr(detail, "TIMELINE_LIMIT", 3)
+    monkeypatch.setattr("dashboard.runpage.views.TIMELINE_LIMIT", 3)
+    run = services.submit(name="flaky")
+    for _ in range(2):
+        services.lease(executor="exec-1")
+        services.start(run.pk, executor="exec-1")
+        services.suspend(run.pk, actor="olga", reason="pause")
+        services.resume(run.pk, actor="olga")
+    html = page(watcher_client, run)
+    moves = [m.find(class_="move-states").text for m in html.find_all("li", class_="move")]
+    assert moves == ["leased → running", "running → suspended", "suspended → ready"]
+    assert html.find(id="timeline-truncated").text == (
+        "Older moves are left out: showing the latest 3.")
