@@ -19,6 +19,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -119,6 +120,10 @@ class RunAdmin(admin.ModelAdmin):
     list_per_page = 50
     inlines = (TransitionInline,)
     actions = ("cancel_runs", "suspend_runs", "resume_runs", "retry_runs", "rerun_runs")
+
+    def view_on_site(self, run: Run) -> str:
+        """"View on site" opens the run page."""
+        return reverse("run-detail", args=[run.pk])
 
     @admin.display(description="id", ordering="id")
     def short_id(self, run: Run) -> str:

@@ -209,3 +209,11 @@ def test_the_short_id_search_is_the_indexed_one(admin_client_, make_run, monkeyp
     run = make_run()
     assert changelist_ids(admin_client_, q=run.short_id) == [str(run.pk)]
     assert calls
+
+
+def test_view_on_site_opens_the_run_page(admin_client_, make_run):
+    run = make_run()
+    html = parse(admin_client_.get(reverse("admin:runs_run_change", args=[run.pk])).content)
+    link = html.find("a", class_="viewsitelink")
+    assert link.attrs["href"] == reverse("run-detail", args=[run.pk])
+    assert admin_client_.get(link.attrs["href"]).status_code == 200
