@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "runs",
     "dashboard",
 ]
@@ -152,4 +153,6 @@ LOGGING = {
 RUNBOARD = {
     # Cards per board column (newest first); the rest is one click away in the run list.
     "BOARD_COLUMN_LIMIT": int(os.environ.get("BOARD_COLUMN_LIMIT", "50")),
+    # Largest request body the HTTP API accepts (413 above it), checked before parsing.
+    "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
 }

@@ -1,0 +1,71 @@
+"""Reads behind the HTTP API: bounded, indexed, keyset-paginated."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from .exceptions import InvalidInput
+from .models import Run, Transition
+from .states import RunState
+
+MAX_PAGE = 200
+
+
+def encode_cursor(run: Run) -> str:
+    """An opaque position after `run` in newest-first order."""
+    raw = f"{run.state_changed_at.isoformat()}|{run.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        changed_at, run_id = raw.split("|")
+        position = datetime.fromisoformat(changed_at), uuid.UUID(run_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor this API gave out") from None
+    if position[0].tzinfo is None:
+        raise InvalidInput("cursor: not a cursor this API gave out")
+    return position
+
+
+def run_page(*, state: RunState | str | None = None, queue: str | None = None,
+             name: str | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[Run], str | None]:
+    """One page of runs, newest change first, and the cursor of the next page (or None).
+
+    Ordered by (state_changed_at, id) descending, which the run indexes serve for every filter
+    combination; a run that changes state while someone pages moves to the front, as on a live
+    board.
+    """
+    limit = max(1, min(limit, MAX_PAGE))
+    runs = Run.objects.defer("payload", "result")
+    filters: dict[str, Any] = {}
+    if state:
+        filters["state"] = str(state)
+    if queue:
+        filters["queue"] = queue
+    if name:
+        filters["name"] = name
+    runs = runs.filter(**filters)
+    if cursor:
+        changed_at, run_id = decode_cursor(cursor)
+        runs = runs.filter(Q(state_changed_at__lt=changed_at)
+                           | Q(state_changed_at=changed_at, id__lt=run_id))
+    page = list(runs.order_by("-state_changed_at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (encode_cursor(page[-1]) if more and page else None)
+
+
+def executor_ever_leased(run_id: Any, executor: str) -> bool:
+    """Whether `executor` ever held a lease on the run (one indexed look at its own history)."""
+    return Transition.objects.filter(
+        run_id=run_id, to_state=RunState.LEASED, actor=executor
+    ).exists()
