@@ -17,6 +17,12 @@ from .states import RunState
 MAX_PAGE = 200
 
 
+class InvalidCursor(InvalidInput):
+    """The cursor was not one this API handed out."""
+
+    field = "cursor"
+
+
 def encode_cursor(run: Run) -> str:
     """An opaque position after `run` in newest-first order."""
     raw = f"{run.state_changed_at.isoformat()}|{run.pk}"
@@ -29,9 +35,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         changed_at, run_id = raw.split("|")
         position = datetime.fromisoformat(changed_at), uuid.UUID(run_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this API gave out") from None
+        raise InvalidCursor("cursor: not a cursor this API gave out") from None
     if position[0].tzinfo is None:
-        raise InvalidInput("cursor: not a cursor this API gave out")
+        raise InvalidCursor("cursor: not a cursor this API gave out")
     return position
 
 

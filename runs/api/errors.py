@@ -71,6 +71,10 @@ class NotLeaseHolder(RunError):
 class UnacceptableJSON(ValueError):
     """The body parsed as JSON but holds values the database cannot store (NUL, NaN, …)."""
 
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
@@ -141,6 +145,7 @@ def _api_error(request: HttpRequest, exc: ApiError, api: NinjaAPI) -> HttpRespon
 def _run_error(request: HttpRequest, exc: RunError, api: NinjaAPI) -> HttpResponse:
     status = STATUS_BY_CODE.get(exc.code, 409)
     body = error_body(status, exc.code, exc.message, current_state=exc.current_state,
+                      field=getattr(exc, "field", None),
                       stop=True if isinstance(exc, LeaseLost) else None)
     return api.create_response(request, body, status=status)
 
@@ -152,6 +157,9 @@ def _http_error(request: HttpRequest, exc: HttpError, api: NinjaAPI) -> HttpResp
         return _api_error(request, ApiError(401, "unauthorized", str(exc) if str(exc) !=
                                             "Unauthorized" else "authentication required: "
                                             "a bearer token or an operator session"), api)
+    if status == 400 and isinstance(cause, UnacceptableJSON) and cause.field != "body":
+        body = error_body(400, "invalid", f"{cause.field}: {cause}", field=cause.field)
+        return api.create_response(request, body, status=400)
     if status == 400 and isinstance(cause, ValueError | RecursionError):
         detail = str(cause) if isinstance(cause, UnacceptableJSON | json.JSONDecodeError) else (
             "it is not valid UTF-8 JSON")
