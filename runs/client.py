@@ -242,8 +242,11 @@ class OperatorClient:
     with the session cookie and the CSRF header, exactly as a browser would."""
 
     def __init__(self, base_url: str, username: str, password: str, *,
-                 timeout: float = 10.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        # Over HTTPS Django's CSRF check also wants a same-origin Referer, as browsers send.
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
+                                 transport=transport,
+                                 headers={"Referer": base_url.rstrip("/") + "/"})
         self.http.get("/login/")  # sets the csrftoken cookie
         response = self.http.post("/login/", data={
             "username": username, "password": password,
