@@ -5,8 +5,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-production")
 
-from dashboard.settings import *  # noqa: E402,F403
-from dashboard.settings import BASE_DIR, CHANNEL_LAYERS, DATABASES, REDIS_URL  # noqa: E402
+from dashboard.settings import *  # noqa: F403
+from dashboard.settings import BASE_DIR, CHANNEL_LAYERS, DATABASES, REDIS_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
