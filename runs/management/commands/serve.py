@@ -42,9 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-clock", action="store_true",
                             help="do not tick here (a separate `manage.py clock` does)")
         parser.add_argument("--clock-interval", type=float, default=DEFAULT_INTERVAL_SECONDS)
+        parser.add_argument("--proxy-headers", action="store_true",
+                            help="trust X-Forwarded-For/-Port/-Proto from a reverse proxy")
 
     def handle(self, *args: Any, host: str, port: int, no_clock: bool,
-               clock_interval: float, **options: Any) -> None:
+               clock_interval: float, proxy_headers: bool, **options: Any) -> None:
         from django.conf import settings
         from django.utils.module_loading import import_string
         from twisted.internet import reactor
@@ -59,6 +61,11 @@ class Command(BaseCommand):
             signal_handlers=True,
             action_logger=None,
             verbosity=1,
+            # Behind nginx: the client's address and https come from the proxy's headers, so
+            # Django sees secure requests (CSRF, secure cookies) as the browser made them.
+            proxy_forwarded_address_header="X-Forwarded-For" if proxy_headers else None,
+            proxy_forwarded_port_header="X-Forwarded-Port" if proxy_headers else None,
+            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy_headers else None,
         )
         clock_stop = asyncio.Event()
         clock_task: list[asyncio.Task] = []
