@@ -65,3 +65,9 @@ def test_every_error_has_the_stable_shape(api, anonymous):
         assert {"status", "code", "message"} <= set(answer.body)
         assert answer.body["status"] == answer.status
         assert isinstance(answer.body["code"], str) and answer.body["message"]
+
+
+def test_a_wrong_method_is_a_json_405_naming_the_allowed_ones(api):
+    answer = api.get("/api/lease")
+    assert (answer.status, answer.body["code"]) == (405, "method_not_allowed")
+    assert answer.headers["Allow"] == "POST"
