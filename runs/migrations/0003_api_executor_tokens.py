@@ -28,11 +28,12 @@ class Migration(migrations.Migration):
                 "ordering": ("-created_at", "-id"),
             },
         ),
-        # GET /api/runs?name=… pages newest-first within one name. The index is database-only
+        # GET /api/runs?name=…[&state=…] pages newest-first within one name (and state; without
+        # a state the selector reads each state's newest rows and merges). The index is database-only
         # (no Meta entry on Run, which the core owns, so it never shows up as model drift) and
         # plain SQL that both SQLite and PostgreSQL accept.
         migrations.RunSQL(
-            "CREATE INDEX run_api_name_changed ON runs_run (name, state_changed_at, id)",
-            reverse_sql="DROP INDEX run_api_name_changed",
+            "CREATE INDEX run_api_name_state_changed ON runs_run (name, state, state_changed_at, id)",
+            reverse_sql="DROP INDEX run_api_name_state_changed",
         ),
     ]

@@ -132,3 +132,21 @@ def test_anonymous_callers_get_a_401_with_a_bearer_challenge(anonymous):
 def test_an_unknown_api_path_is_a_json_404(api):
     answer = api.get("/api/nothing-here")
     assert (answer.status, answer.body["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("filters", [{"queue": "ingest"}, {"name": "etl"}])
+def test_a_queue_or_name_filter_pages_across_states_newest_first(api, make_run, now, filters):
+    states = ["ready", "failed", "running", "ready", "scheduled", "completed", "retry_wait"]
+    wanted = [make_run(state, name="etl", queue="ingest",
+                       state_changed_at=now - timedelta(seconds=i))
+              for i, state in enumerate(states)]
+    make_run("ready", name="other", queue="default")
+    seen, cursor = [], None
+    while True:
+        params = {**filters, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        answer = api.get("/api/runs", params)
+        seen += [item["id"] for item in answer.body["items"]]
+        cursor = answer.body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [str(run.pk) for run in wanted]
