@@ -168,6 +168,8 @@ class ExecutorClient:
             job.run = {**run, **self.start(job.id)}
         except ApiRefused as refused:
             return f"stopped: {refused.code}"
+        except httpx.HTTPError as error:  # the lease lapses and the clock takes the run back
+            return f"stopped: server unreachable ({type(error).__name__})"
         interval = max(0.2, run.get("lease_seconds", 30) / 3)
         beating = threading.Thread(target=self._heartbeats, args=(job, interval),
                                    name=f"heartbeat-{job.id[-8:]}", daemon=True)
@@ -195,6 +197,8 @@ class ExecutorClient:
             return "stopped"
         except ApiRefused as refused:
             return f"stopped: {refused.code}"
+        except httpx.HTTPError as error:  # the outcome is lost; the lease lapses and it retries
+            return f"stopped: server unreachable ({type(error).__name__})"
 
     def _heartbeats(self, job: Job, interval: float) -> None:
         # Wakes every `interval`, or at once when the handler finishes.

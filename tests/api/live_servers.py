@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -63,9 +62,9 @@ def start_server(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, st
 
 
 def stop_server(server: subprocess.Popen) -> None:
-    """Ctrl-C, then wait; kill only if it does not stop."""
+    """SIGTERM (daphne shuts down cleanly), then wait; kill only if it does not stop."""
     if server.poll() is None:
-        server.send_signal(signal.SIGINT)
+        server.terminate()
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -8,6 +8,7 @@ actors, then the server, and waits for it: no process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -42,8 +43,10 @@ def _env_number(name: str, default: float) -> float:
         raise CommandError(f"{name} must be a number") from None
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the demo dies without cleaning up (Linux only)."""
+def _prepare_child() -> None:
+    """In the server child: Ctrl-C works even if our shell ignored SIGINT (a background job),
+    and the child gets SIGTERM if the demo dies without cleaning up (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
@@ -80,6 +83,8 @@ class Command(BaseCommand):
         password = self._operator()
         submitter, tokens = self._tokens(executors)
         stop = threading.Event()
+        # Ctrl-C raises KeyboardInterrupt even when started from a shell that ignores SIGINT.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         server = self._start_server(host, port)
         try:
@@ -91,7 +96,10 @@ class Command(BaseCommand):
             self._run(world, duration=duration, until_all_states=until_all_states,
                       server=server)
         except KeyboardInterrupt:
+            # A terminal's Ctrl-C reached the server too: let it finish before signalling again.
             self.stdout.write("\nStopping the demo…")
+            stop.set()
+            self._wait_for(server, timeout=5)
         finally:
             stop.set()
             self._stop_server(server)
@@ -130,7 +138,7 @@ class Command(BaseCommand):
         command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve",
                    "--host", host, "--port", str(port)]
         return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=_prepare_child if sys.platform == "linux" else None)
 
     def _wait_until_serving(self, server: subprocess.Popen) -> str:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -186,12 +194,18 @@ class Command(BaseCommand):
             for actor in actors:
                 actor.join(timeout=10)
 
+    @staticmethod
+    def _wait_for(server: subprocess.Popen, *, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=timeout)
+
     def _stop_server(self, server: subprocess.Popen) -> None:
         if server.poll() is None:
-            server.send_signal(signal.SIGINT)
+            server.terminate()  # SIGTERM: daphne stops its reactor and the clock cleanly
             try:
                 server.wait(timeout=SERVER_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-        self.stdout.write(f"Server stopped ({server.returncode}).")
+        self.stdout.write("Server stopped." if server.returncode == 0 else
+                          f"Server stopped (exit status {server.returncode}).")
