@@ -82,6 +82,10 @@ class Command(BaseCommand):
                 return Deferred.fromFuture(clock_task[0])
             return None
 
+        if no_clock and not settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith(
+                "channels_redis"):
+            logger.warning("--no-clock with the in-memory channel layer: moves made by a clock "
+                           "in another process never reach this server's watchers")
         if not no_clock:
             reactor.callWhenRunning(start_clock)
             reactor.addSystemEventTrigger("before", "shutdown", stop_clock)
