@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "runs",
     "dashboard",
 ]
@@ -157,4 +158,6 @@ RUNBOARD = {
     "BOARD_COLUMN_LIMIT": int(os.environ.get("BOARD_COLUMN_LIMIT", "50")),
     # Most runs one bulk action (run list or admin) may touch; above it, narrow the filter.
     "BULK_ACTION_CAP": int(os.environ.get("BULK_ACTION_CAP", "10000")),
+    # Largest request body the HTTP API accepts (413 above it), checked before parsing.
+    "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
 }

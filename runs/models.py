@@ -442,3 +442,5 @@ class Transition(models.Model):
 
 # Registered with the runs app here; the model lives in its own module (run page's bulk actions).
 from .bulk_models import BulkOperation  # noqa: E402,F401
+# Executor tokens live in their own module; importing them here registers the model with the app.
+from .tokens import ExecutorToken  # noqa: E402,F401

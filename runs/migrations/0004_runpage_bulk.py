@@ -30,7 +30,7 @@ def drop_short_id_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0002_board_operators_group'),
+        ('runs', '0003_api_executor_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
