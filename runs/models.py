@@ -440,7 +440,7 @@ class Transition(models.Model):
         raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")
 
 
-# Registered with the runs app here; the model lives in its own module (run page's bulk actions).
+# Models kept in their own modules; importing them here registers them with the app:
+# bulk operations by filter (run page) and executor tokens (HTTP API).
 from .bulk_models import BulkOperation  # noqa: E402,F401
-# Executor tokens live in their own module; importing them here registers the model with the app.
 from .tokens import ExecutorToken  # noqa: E402,F401
