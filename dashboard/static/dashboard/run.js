@@ -203,16 +203,23 @@ function wireActions() {
       const problem = $("#action-error");
       problem.hidden = true;
       const body = new FormData(form);
-      const response = await fetch(form.action, {
-        method: "POST",
-        body,
-        credentials: "same-origin",
-        headers: {
-          Accept: "application/json",
-          "X-Requested-With": "XMLHttpRequest",
-          "X-CSRFToken": body.get("csrfmiddlewaretoken"),
-        },
-      });
+      let response;
+      try {
+        response = await fetch(form.action, {
+          method: "POST",
+          body,
+          credentials: "same-origin",
+          headers: {
+            Accept: "application/json",
+            "X-Requested-With": "XMLHttpRequest",
+            "X-CSRFToken": body.get("csrfmiddlewaretoken"),
+          },
+        });
+      } catch {
+        problem.textContent = "Could not reach the server; try again.";
+        problem.hidden = false;
+        return;
+      }
       let answer = {};
       try {
         answer = await response.json();
