@@ -26,6 +26,12 @@ ACTIONS_WITH_REASON = frozenset({"cancel", "suspend"})
 SEPARATE_FIELDS = frozenset({"payload", "result"})
 
 
+def attempt_label(attempt: int) -> str:
+    """A timeline group's heading. A preempted attempt is not counted (attempts goes back
+    down), so "no attempt counted" can come again after "Attempt 1"."""
+    return f"Attempt {attempt}" if attempt else "No attempt counted"
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
     """One audit row as the timeline shows it."""
@@ -38,10 +44,15 @@ class TimelineEntry:
     reason: str
     attempt: int
 
+    @property
+    def at_display(self) -> str:
+        return timezone.localtime(self.at).strftime("%Y-%m-%d %H:%M:%S")
+
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "from": self.from_state, "to": self.to_state,
-                "at": self.at.isoformat(), "actor": self.actor, "reason": self.reason,
-                "attempt": self.attempt}
+                "at": self.at.isoformat(), "at_display": self.at_display, "actor": self.actor,
+                "reason": self.reason, "attempt": self.attempt,
+                "group_label": attempt_label(self.attempt)}
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ class AttemptGroup:
 
     @property
     def label(self) -> str:
-        return f"Attempt {self.attempt}" if self.attempt else "Before any attempt"
+        return attempt_label(self.attempt)
 
 
 @dataclass(frozen=True)

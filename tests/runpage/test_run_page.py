@@ -80,6 +80,8 @@ def test_the_timeline_lists_every_move_in_order_grouped_by_attempt(watcher_clien
     html = page(watcher_client, run)
     groups = html.find(id="timeline").find_all("section")
     assert [g.attrs["data-attempt"] for g in groups] == ["0", "1", "2"]
+    assert [g.find("h3").text for g in groups] == ["No attempt counted", "Attempt 1",
+                                                   "Attempt 2"]
     moves = [m.find(class_="move-states").text for m in html.find_all("li", class_="move")]
     assert moves == ["∅ → ready", "ready → leased", "leased → running", "running → retry_wait",
                      "retry_wait → ready", "ready → leased", "leased → running",
@@ -155,8 +157,8 @@ def test_the_live_endpoint_returns_the_answer_and_only_newer_moves(operator_clie
         reverse("run-live", args=[run.pk]), {"after": first.pk}).json()
     assert data["answer"] == {"code": "canceled",
                               "text": "Finished: canceled by olga: no longer needed"}
-    assert [(m["from"], m["to"], m["actor"]) for m in data["timeline"]] == [
-        ("ready", "canceled", "olga")]
+    assert [(m["from"], m["to"], m["actor"], m["group_label"]) for m in data["timeline"]] == [
+        ("ready", "canceled", "olga", "No attempt counted")]
     assert data["actions"] == ["rerun"]
     assert data["state"] == "canceled"
 

@@ -65,13 +65,13 @@ function renderMeters(meters) {
   }
 }
 
-function attemptSection(attempt) {
+function attemptSection(attempt, label) {
   const timeline = $("#timeline");
   const last = timeline.lastElementChild;
   if (last && Number(last.dataset.attempt) === attempt) return last.querySelector("ol");
   const section = element("section", "attempt");
   section.dataset.attempt = String(attempt);
-  section.append(element("h3", "", attempt ? `Attempt ${attempt}` : "Before any attempt"));
+  section.append(element("h3", "", label));
   const list = element("ol");
   section.append(list);
   timeline.append(section);
@@ -84,13 +84,13 @@ function renderTimeline(entries) {
     const item = element("li", "move");
     item.dataset.transitionId = String(entry.id);
     item.append(element("span", "move-states", `${entry.from || "∅"} → ${entry.to}`));
-    const when = element("time", "", new Date(entry.at).toLocaleString());
+    const when = element("time", "", entry.at_display);
     when.dateTime = entry.at;
     item.append(when);
     item.append(element("span", "move-actor", entry.actor || "—"));
     item.append(element("span", "move-reason", entry.reason));
     item.append(element("span", "move-attempt", `attempt ${entry.attempt}`));
-    attemptSection(entry.attempt).append(item);
+    attemptSection(entry.attempt, entry.group_label).append(item);
     lastTransitionId = entry.id;
   }
 }
