@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .actions import ACTIONS, OperatorAction
@@ -24,6 +25,8 @@ from .states import RunState
 
 DEFAULT_CAP = 10_000
 CHUNK_SIZE = 200
+# A running operation with no chunk recorded for this long lost its request: it may continue.
+STALLED_AFTER = timedelta(minutes=2)
 BULK_ACTIONS = ("cancel", "suspend", "resume", "retry", "rerun")
 
 TOO_MANY = ("{count} runs are eligible to {action}; the limit for one bulk action is {cap:,}. "
@@ -138,28 +141,41 @@ def execute(operation: BulkOperation, *, user: Any,
 
     The previewed → running move is a compare-and-set, so a double submit never acts twice.
     Outcomes are saved after every chunk: if the request dies midway, what happened so far is
-    on record.
+    on record, and after STALLED_AFTER without progress its owner may continue it — on the
+    ids without an outcome only.
     """
     action = bulk_action(operation.action)
     ensure_permitted(user, action)
     if operation.user_id != user.pk:
         raise NotPermitted("only the person who previewed a bulk action can confirm it")
-    started = BulkOperation.objects.filter(
-        pk=operation.pk, status=BulkOperation.Status.PREVIEWED
-    ).update(status=BulkOperation.Status.RUNNING)
+    now = timezone.now()
+    # Claim it: a fresh preview, or one whose confirming request died (no chunk for a while).
+    startable = Q(status=BulkOperation.Status.PREVIEWED) | Q(
+        status=BulkOperation.Status.RUNNING, progressed_at__lt=now - STALLED_AFTER)
+    started = BulkOperation.objects.filter(startable, pk=operation.pk).update(
+        status=BulkOperation.Status.RUNNING, progressed_at=now)
     if started != 1:
         raise AlreadyStarted(f"bulk operation {operation.pk} was already confirmed")
+    operation.refresh_from_db()
     actor = user.get_username()
-    outcomes: dict[str, str] = {}
-    for start in range(0, len(operation.run_ids), chunk_size):
-        chunk = operation.run_ids[start:start + chunk_size]
+    outcomes: dict[str, str] = dict(operation.outcomes)  # a continued operation keeps its own
+    remaining = [run_id for run_id in operation.run_ids if run_id not in outcomes]
+    for start in range(0, len(remaining), chunk_size):
+        chunk = remaining[start:start + chunk_size]
         outcomes.update(act_on_ids(action, chunk, actor=actor, reason=operation.reason))
-        with transaction.atomic():
-            BulkOperation.objects.filter(pk=operation.pk).update(outcomes=outcomes)
+        BulkOperation.objects.filter(pk=operation.pk).update(outcomes=outcomes,
+                                                             progressed_at=timezone.now())
     BulkOperation.objects.filter(pk=operation.pk).update(
         outcomes=outcomes, status=BulkOperation.Status.DONE, finished_at=timezone.now())
     operation.refresh_from_db()
     return operation
+
+
+def is_stalled(operation: BulkOperation) -> bool:
+    """Whether a running operation lost its request and may be continued."""
+    return (operation.status == BulkOperation.Status.RUNNING
+            and operation.progressed_at is not None
+            and operation.progressed_at < timezone.now() - STALLED_AFTER)
 
 
 def summarize(outcomes: Mapping[str, str], *, skipped: Iterable[list[str]] = ()) -> str:

@@ -39,6 +39,8 @@ class BulkOperation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
     outcomes = models.JSONField(default=dict, help_text="Run id → outcome, filled chunk by chunk.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    progressed_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="When the last chunk was recorded.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -71,4 +71,5 @@ def bulk_operation(request: HttpRequest, operation_id: UUID) -> HttpResponse:
         "not_done": not_done[:OUTCOME_ROWS_SHOWN],
         "not_done_total": len(not_done),
         "sample_ids": operation.run_ids[:20],
+        "stalled": bulk.is_stalled(operation),
     })

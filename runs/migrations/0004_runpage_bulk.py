@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
                 ('status', models.CharField(choices=[('previewed', 'Previewed'), ('running', 'Running'), ('done', 'Done')], default='previewed', max_length=16)),
                 ('outcomes', models.JSONField(default=dict, help_text='Run id → outcome, filled chunk by chunk.')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('progressed_at', models.DateTimeField(blank=True, help_text='When the last chunk was recorded.', null=True)),
                 ('finished_at', models.DateTimeField(blank=True, null=True)),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='run_bulk_operations', to=settings.AUTH_USER_MODEL)),
             ],

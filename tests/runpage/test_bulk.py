@@ -213,3 +213,40 @@ def test_the_preview_reads_a_bounded_number_of_rows(operator, make_run,
         make_run(state)
     with django_assert_max_num_queries(1 + 3 + 1 + 2):  # ids, 3 ineligible counts, insert, perms
         bulk.preview(user=operator, action_name="cancel", runs_filter=bulk.RunFilter())
+
+
+def test_an_interrupted_operation_can_be_continued_on_the_remaining_ids_only(
+        operator_client, operator, make_run, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    runs = [make_run(RunState.READY) for _ in range(5)]
+    operation = operation_of(preview(operator_client, "cancel"))
+    real = bulk.act_on_ids
+    calls = []
+
+    def dying_after_first_chunk(action, run_ids, **kwargs):
+        calls.append(list(run_ids))
+        if len(calls) == 2:
+            raise RuntimeError("the server restarted")
+        return real(action, run_ids, **kwargs)
+
+    monkeypatch.setattr(bulk, "act_on_ids", dying_after_first_chunk)
+    with pytest.raises(RuntimeError):
+        bulk.execute(operation, user=operator, chunk_size=2)
+    monkeypatch.setattr(bulk, "act_on_ids", real)
+    url = reverse("run-bulk-operation", args=[operation.pk])
+    # Still fresh: a second confirm is refused, nothing acts twice.
+    response = operator_client.post(url)
+    assert any("already confirmed" in str(m) for m in get_messages(response.wsgi_request))
+    assert parse(operator_client.get(url).content).find(id="continue-form") is None
+    BulkOperation.objects.filter(pk=operation.pk).update(
+        progressed_at=timezone.now() - bulk.STALLED_AFTER - timedelta(seconds=1))
+    assert parse(operator_client.get(url).content).find(id="continue-form") is not None
+    operator_client.post(url)
+    operation.refresh_from_db()
+    assert operation.status == "done"
+    assert list(operation.outcomes.values()) == ["canceled"] * 5
+    assert states_of(runs) == ["canceled"] * 5
+    assert all(run.transitions.filter(to_state="canceled").count() == 1 for run in runs)
