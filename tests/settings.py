@@ -5,8 +5,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-production")
 
-from dashboard.settings import *  # noqa: E402,F403
-from dashboard.settings import (  # noqa: E402
+from dashboard.settings import *  # noqa: F403
+from dashboard.settings import (
     BASE_DIR,
     CHANNEL_LAYERS,
     DATABASES,
@@ -15,7 +15,7 @@ from dashboard.settings import (  # noqa: E402
 )
 
 # The file-backed SQLite test database lives in var/, which a fresh clone does not have.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
