@@ -222,7 +222,7 @@ function renderCard(run, column) {
   if (run.scheduled_at && Date.parse(run.scheduled_at) > Date.now()) {
     card.append(countdown("starts in ", run.scheduled_at, "due now"));
   }
-  if (run.progress !== null && run.progress !== undefined) {
+  if (run.progress !== null && run.progress !== undefined && run.lease_owner) {
     const bar = el("div", "progress");
     bar.title = `${run.progress}%`;
     const fill = el("span");
@@ -233,8 +233,9 @@ function renderCard(run, column) {
   if (run.lease_owner) card.append(leaseLine(run));
   if (run.next_attempt_at) card.append(countdown("retry in ", run.next_attempt_at, "retrying now"));
   if (run.suspend_reason) {
-    const who = run.suspended_by ? `${run.suspended_by}: ` : "";
-    card.append(el("div", "card-line note", `${who}${run.suspend_reason}`));
+    const note = el("div", "card-line note", run.suspend_reason);
+    if (run.suspended_by) note.title = `Suspended by ${run.suspended_by}`;
+    card.append(note);
   }
   const meters = budgetMeters(run);
   if (meters) card.append(meters);
