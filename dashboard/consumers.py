@@ -75,8 +75,14 @@ def reload_user(session_key: str | None, user_pk: Any) -> Any:
 class BoardConsumer(AsyncJsonWebsocketConsumer):
     """Thin: checks who is asking, joins the process hub, sends snapshots; the hub sends deltas."""
 
+    # The hub holds the only channel-layer subscription of this process; a consumer needs none.
+    channel_layer_alias = None
     hub: Hub | None = None
     watcher: Watcher | None = None
+
+    async def direct_send(self, message: dict[str, Any]) -> None:
+        """How the hub writes a frame: the server's own `send` when the stack exposes it."""
+        await self.scope.get("direct_send", self.base_send)(message)
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")

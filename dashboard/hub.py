@@ -4,7 +4,9 @@ Why: a group member per watcher costs 200-400 µs of server CPU per delivered me
 it Channels' `aclose_old_connections()` hop before every consumer dispatch), so 500 watchers
 saturate one process at about 8 transitions a second. Instead each process (each event loop)
 has one `Hub`, whose single channel is the only member of `HUB_GROUP`. It receives every
-committed event once and writes frames straight to its consumers' `base_send`.
+committed event once and writes frames straight to its consumers' sockets (`direct_send`:
+the server's own `send`, see `dashboard.direct_send`), never through a channel-layer message
+or a consumer dispatch per watcher.
 
 Data kept, all bounded:
 - a `Stream` per distinct thing watched (a board filter, or one run): the latest event per
@@ -15,10 +17,10 @@ Data kept, all bounded:
   are the stream entries after its cursor, so watchers of one filter share one pending log
   and, when they are at the same cursor (the usual case), one encoded frame.
 
-Delivery: the flusher sends at once when idle; under load it sends at most one frame per
-`FRAME_INTERVAL`, each frame carrying everything that accumulated (latest version per run)
-and the counts after it, so one frame is in flight per watcher at a time. Entries every
-watcher has been sent are trimmed; if a stalled watcher falls more than `MAX_PENDING_RUNS`
+Delivery: the flusher sends at once when idle; under load it rests between rounds in
+proportion to what a round costs, each frame carrying everything that accumulated (latest
+version per run) and the counts after it, so one frame is in flight per watcher at a time.
+Entries every watcher has been sent are trimmed; if a stalled watcher falls more than `MAX_PENDING_RUNS`
 runs behind, it is asked to take a fresh snapshot instead of growing memory.
 
 Counts heal themselves: every `RECOUNT_INTERVAL` each board stream is recounted in a worker
@@ -46,7 +48,11 @@ logger = logging.getLogger(__name__)
 
 HUB_GROUP = "runboard.hub"
 RUN_CHANGED = "run.changed"
-FRAME_INTERVAL = 0.04  # seconds between frames to one stream under load
+# Under load the flusher rests after each round for FLUSH_REST_RATIO times what the round
+# cost (capped), so that frames coalesce instead of the loop drowning in sends; when idle a
+# round is cheap and the next event goes out at once.
+FLUSH_REST_RATIO = 2.0
+MAX_FLUSH_REST = 0.05
 MAX_PENDING_RUNS = 5_000  # per stream; beyond it lagging watchers take a snapshot
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
 RECOUNT_INTERVAL = 15.0
@@ -57,7 +63,7 @@ GROUP_REFRESH_INTERVAL = 3600.0  # channel layers expire group membership (Redis
 class Subscriber(Protocol):
     """What the hub needs of a consumer."""
 
-    async def base_send(self, message: dict[str, Any]) -> None: ...
+    async def direct_send(self, message: dict[str, Any]) -> None: ...
     def hub_requests_snapshot(self) -> None: ...
 
 
@@ -307,11 +313,11 @@ class Hub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            started = self.loop.time()
+            started = time.perf_counter()
             await self.flush()
             # Under load, let the next frame gather what arrives meanwhile.
-            rest = FRAME_INTERVAL - (self.loop.time() - started)
-            if rest > 0:
+            rest = min(MAX_FLUSH_REST, (time.perf_counter() - started) * FLUSH_REST_RATIO)
+            if rest > 0.001:
                 await asyncio.sleep(rest)
 
     async def flush(self) -> None:
@@ -342,7 +348,7 @@ class Hub:
                     events: int) -> None:
         watcher.cursor = seq
         try:
-            await watcher.subscriber.base_send(message)
+            await watcher.subscriber.direct_send(message)
         except Exception:
             logger.info("hub could not send to a watcher; it will reconnect", exc_info=True)
             return
