@@ -20,8 +20,8 @@ Data kept, all bounded:
 Delivery: the flusher sends at once when idle; under load it rests between rounds in
 proportion to what a round costs, each frame carrying everything that accumulated (latest
 version per run) and the counts after it, so one frame is in flight per watcher at a time.
-Entries every watcher has been sent are trimmed; if a stalled watcher falls more than `MAX_PENDING_RUNS`
-runs behind, it is asked to take a fresh snapshot instead of growing memory.
+Entries every watcher has been sent are trimmed; if a stalled watcher falls more than
+`MAX_PENDING_RUNS` runs behind, it is asked to take a fresh snapshot instead of growing memory.
 
 Counts heal themselves: every `RECOUNT_INTERVAL` each board stream is recounted in a worker
 thread and the recount adopted when no event for it arrived around the query.
