@@ -157,6 +157,7 @@ class Hub:
         self.layer = get_channel_layer()
         self.channel: str | None = None
         self.streams: dict[StreamKey, Stream] = {}
+        self.board_streams: list[Stream] = []
         self.seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.newest: OrderedDict[str, int] = OrderedDict()  # run id -> newest version taken
         self.stats = {"messages": 0, "frames": 0, "deliveries": 0, "recounts_adopted": 0}
@@ -178,6 +179,7 @@ class Hub:
             stream = self.streams.get(key)
             if stream is None:
                 stream = self.streams[key] = Stream(key)
+                self._index_streams()
             watcher = Watcher(subscriber, stream)
             stream.watchers.add(watcher)
         if stream.board_filter is not None:
@@ -190,8 +192,12 @@ class Hub:
             stream.watchers.discard(watcher)
             if not stream.watchers and self.streams.get(stream.key) is stream:
                 del self.streams[stream.key]
+                self._index_streams()
             if not self.streams and self.channel is not None:
                 await self._stop()
+
+    def _index_streams(self) -> None:
+        self.board_streams = [s for s in self.streams.values() if s.board_filter is not None]
 
     def rewind(self, watcher: Watcher) -> None:
         """A snapshot is about to be read: deltas from here on, none before."""
@@ -299,12 +305,12 @@ class Hub:
             if len(self.newest) > SEEN_EVENTS:
                 self.newest.popitem(last=False)
         moved = event.get("from") != event.get("to")
-        for stream in list(self.streams.values()):
-            if stream.board_filter is not None:
-                if stream.board_filter.matches(run):
-                    stream.add(event, moved, stale)
-            elif stream.key[1] == event["id"]:
+        for stream in self.board_streams:  # a few distinct filters, however many watchers
+            if stream.board_filter.matches(run):
                 stream.add(event, moved, stale)
+        run_stream = self.streams.get(("run", identity[0]))
+        if run_stream is not None:
+            run_stream.add(event, moved, stale)
         self._wake.set()
 
     # -- fan-out ---------------------------------------------------------------------------------
