@@ -35,13 +35,13 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
 
 from runs import selectors
-from runs.selectors import BoardFilter
 
+from .streams import Stream, StreamKey, Subscriber, Watcher, apply_move
 from .workers import run_in_worker
 
 logger = logging.getLogger(__name__)
@@ -53,100 +53,11 @@ RUN_CHANGED = "run.changed"
 # round is cheap and the next event goes out at once.
 FLUSH_REST_RATIO = 2.0
 MAX_FLUSH_REST = 0.05
-MAX_PENDING_RUNS = 5_000  # per stream; beyond it lagging watchers take a snapshot
+SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader must not starve)
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
 RECOUNT_INTERVAL = 15.0
 RECOUNT_QUIET = 0.5  # no event may arrive this long after a recount for it to be adopted
 GROUP_REFRESH_INTERVAL = 3600.0  # channel layers expire group membership (Redis: 24 h)
-
-
-class Subscriber(Protocol):
-    """What the hub needs of a consumer."""
-
-    async def direct_send(self, message: dict[str, Any]) -> None: ...
-    def hub_requests_snapshot(self) -> None: ...
-
-
-StreamKey = tuple[str, Any]  # ("board", BoardFilter) | ("run", "<uuid>")
-
-
-class Watcher:
-    """One socket watching one stream: a cursor into the stream's pending log."""
-
-    __slots__ = ("cursor", "ready", "stream", "subscriber")
-
-    def __init__(self, subscriber: Subscriber, stream: Stream):
-        self.subscriber = subscriber
-        self.stream = stream
-        self.cursor = stream.seq
-        self.ready = False  # False while its snapshot is being read: hold deltas back
-
-
-class Stream:
-    """What every watcher of one board filter (or one run) shares."""
-
-    def __init__(self, key: StreamKey):
-        self.key = key
-        self.board_filter: BoardFilter | None = key[1] if key[0] == "board" else None
-        self.entries: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-        self.seq = 0
-        self.trimmed_to = 0  # entries up to this sequence number are gone
-        self.watchers: set[Watcher] = set()
-        self.counts: dict[str, int] | None = None
-        self.counts_ready: asyncio.Future | None = None
-        self.buffered_moves: list[tuple[str | None, str]] = []
-        self.moves = 0  # count-changing events seen: a recount is adopted only if unchanged
-
-    def add(self, event: dict[str, Any], moved: bool, stale: bool) -> None:
-        """Take an event: counts move by its from → to; the card only if it is the newest."""
-        run_id = event["id"]
-        if moved and self.board_filter is not None:
-            self.moves += 1
-            if self.counts is None:
-                self.buffered_moves.append((event["from"], event["to"]))
-            else:
-                apply_move(self.counts, event["from"], event["to"])
-        current = self.entries.get(run_id)
-        if current is not None and current[1]["version"] >= event["version"]:
-            stale, event = True, current[1]  # keep (and, with new counts, resend) the newest
-        if stale:
-            if not moved:
-                return  # an older version of a card: nothing to send
-            self.seq += 1  # counts changed: a frame goes out, without the stale card
-            if current is None:
-                return
-        else:
-            self.seq += 1
-        self.entries[run_id] = (self.seq, event)
-        self.entries.move_to_end(run_id)
-        while len(self.entries) > MAX_PENDING_RUNS:
-            seq, _ = self.entries.popitem(last=False)[1]
-            self.trimmed_to = seq
-
-    def events_after(self, cursor: int) -> list[dict[str, Any]]:
-        events = []
-        for seq, event in reversed(self.entries.values()):
-            if seq <= cursor:
-                break
-            events.append(event)
-        events.reverse()
-        return events
-
-    def trim(self) -> None:
-        """Forget entries every watcher has been sent."""
-        floor = min((w.cursor for w in self.watchers), default=self.seq)
-        while self.entries:
-            seq, _ = next(iter(self.entries.values()))
-            if seq > floor:
-                break
-            self.entries.popitem(last=False)
-            self.trimmed_to = seq
-
-
-def apply_move(counts: dict[str, int], source: str | None, target: str) -> None:
-    if source:
-        counts[source] = counts.get(source, 0) - 1
-    counts[target] = counts.get(target, 0) + 1
 
 
 class Hub:
@@ -164,6 +75,7 @@ class Hub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._lifecycle = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
 
     @property
     def active(self) -> bool:
@@ -328,6 +240,11 @@ class Hub:
 
     async def flush(self) -> None:
         """Send each ready watcher everything after its cursor, one frame per watcher."""
+        async with self._flush_lock:  # one round at a time: one frame in flight per watcher
+            await self._flush_round()
+
+    async def _flush_round(self) -> None:
+        sent = 0
         for stream in list(self.streams.values()):
             by_cursor: dict[int, list[Watcher]] = {}
             for watcher in stream.watchers:
@@ -339,7 +256,7 @@ class Hub:
                         watcher.ready = False
                         watcher.subscriber.hub_requests_snapshot()
                     continue
-                events = stream.events_after(cursor)
+                seq, events = stream.seq, stream.events_after(cursor)
                 frame = json.dumps({
                     "type": "deltas",
                     "deltas": events,
@@ -347,12 +264,16 @@ class Hub:
                 }, separators=(",", ":"))
                 message = {"type": "websocket.send", "text": frame}
                 for watcher in watchers:
-                    await self._send(watcher, message, stream.seq, len(events))
+                    # It may have left or rewound for a snapshot while we yielded.
+                    if watcher.ready and watcher.cursor == cursor:
+                        watcher.cursor = seq
+                        await self._send(watcher, message, len(events))
+                        sent += 1
+                        if sent % SENDS_PER_YIELD == 0:
+                            await asyncio.sleep(0)  # let the reader keep Redis busy
             stream.trim()
 
-    async def _send(self, watcher: Watcher, message: dict[str, Any], seq: int,
-                    events: int) -> None:
-        watcher.cursor = seq
+    async def _send(self, watcher: Watcher, message: dict[str, Any], events: int) -> None:
         try:
             await watcher.subscriber.direct_send(message)
         except Exception:
