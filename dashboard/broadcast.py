@@ -23,7 +23,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from .hub import HUB_GROUP, RUN_CHANGED, running_hub_loop
+from .hub import running_hub_loop
+from .subscription import HUB_GROUP, RUN_CHANGED
 
 logger = logging.getLogger(__name__)
 

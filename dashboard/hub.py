@@ -42,12 +42,11 @@ from channels.layers import get_channel_layer
 from runs import selectors
 
 from .streams import Stream, StreamKey, Subscriber, Watcher, apply_move
+from .subscription import Subscription
 from .workers import run_in_worker
 
 logger = logging.getLogger(__name__)
 
-HUB_GROUP = "runboard.hub"
-RUN_CHANGED = "run.changed"
 # Under load the flusher rests after each round for FLUSH_REST_RATIO times what the round
 # cost (capped), so that frames coalesce instead of the loop drowning in sends; when idle a
 # round is cheap and the next event goes out at once.
@@ -57,7 +56,6 @@ SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
 RECOUNT_INTERVAL = 15.0
 RECOUNT_QUIET = 0.5  # no event may arrive this long after a recount for it to be adopted
-GROUP_REFRESH_INTERVAL = 3600.0  # channel layers expire group membership (Redis: 24 h)
 
 
 class Hub:
@@ -67,6 +65,7 @@ class Hub:
         self.loop = loop
         self.layer = get_channel_layer()
         self.channel: str | None = None
+        self.subscription: Subscription | None = None
         self.streams: dict[StreamKey, Stream] = {}
         self.board_streams: list[Stream] = []
         self.seen: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -148,49 +147,27 @@ class Hub:
     # -- subscription ----------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        self.channel = await self.layer.new_channel()
-        await self.layer.group_add(HUB_GROUP, self.channel)
+        self.subscription = Subscription(self.loop, self.layer, self._take, self._gap)
+        self.channel = await self.subscription.start()
         self._tasks = [self.loop.create_task(coro) for coro in
-                       (self._read(), self._flush_forever(), self._housekeeping())]
+                       (self._flush_forever(), self._housekeeping())]
 
     async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        channel, self.channel = self.channel, None
-        try:
-            await self.layer.group_discard(HUB_GROUP, channel)
-        except Exception:  # the membership expires anyway
-            logger.warning("hub could not leave %s", HUB_GROUP, exc_info=True)
+        await self.subscription.stop()
+        self.channel = None
 
-    async def _read(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Redis went away or timed out: messages may be lost, so every watcher takes
-                # a fresh snapshot once the subscription is back.
-                logger.warning("hub receive failed; resubscribing in %.1fs", backoff,
-                               exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                await self._resubscribe()
-                continue
-            backoff = 0.5
-            if message.get("type") == RUN_CHANGED and isinstance(message.get("event"), dict):
-                self.stats["messages"] += 1
-                self.deliver(message["event"])
+    def _take(self, event: dict[str, Any]) -> None:
+        if self.channel is None:
+            return  # stopped meanwhile
+        self.stats["messages"] += 1
+        self.deliver(event)
 
-    async def _resubscribe(self) -> None:
-        try:
-            await self.layer.group_add(HUB_GROUP, self.channel)
-        except Exception:
-            logger.warning("hub could not rejoin %s", HUB_GROUP, exc_info=True)
-            return
+    def _gap(self) -> None:
+        """Messages may have been lost: every watcher takes a fresh snapshot."""
         for stream in list(self.streams.values()):
             for watcher in list(stream.watchers):
                 watcher.subscriber.hub_requests_snapshot()
@@ -285,7 +262,6 @@ class Hub:
     # -- healing ---------------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        last_group_refresh = time.monotonic()
         while True:
             await asyncio.sleep(RECOUNT_INTERVAL)
             for stream in list(self.streams.values()):
@@ -294,15 +270,6 @@ class Hub:
                         await self.recount(stream)
                     except Exception:
                         logger.warning("hub recount failed", exc_info=True)
-            if time.monotonic() - last_group_refresh > GROUP_REFRESH_INTERVAL:
-                await self._resubscribe_quietly()
-                last_group_refresh = time.monotonic()
-
-    async def _resubscribe_quietly(self) -> None:
-        try:
-            await self.layer.group_add(HUB_GROUP, self.channel)
-        except Exception:
-            logger.warning("hub could not refresh its group membership", exc_info=True)
 
     async def recount(self, stream: Stream, *, quiet: float = RECOUNT_QUIET) -> bool:
         """Recount a board stream off the loop; adopt the result if no event raced it."""
