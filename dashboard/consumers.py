@@ -50,6 +50,7 @@ from django.contrib.auth import get_user_model
 from runs.selectors import BoardFilter, newest_cards
 
 from .board import board_snapshot, column_limit, read_run
+from .direct_send import unsent_bytes
 from .hub import Hub, Watcher, get_hub
 from .workers import run_in_worker
 
@@ -83,6 +84,10 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
     async def direct_send(self, message: dict[str, Any]) -> None:
         """How the hub writes a frame: the server's own `send` when the stack exposes it."""
         await self.scope.get("direct_send", self.base_send)(message)
+
+    def unsent_bytes(self) -> int:
+        """What this socket still has to write: the hub holds frames back from a slow tab."""
+        return unsent_bytes(self.scope.get("direct_send"))
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")

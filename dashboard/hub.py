@@ -3,10 +3,11 @@
 Why: a group member per watcher costs 200-400 µs of server CPU per delivered message (half of
 it Channels' `aclose_old_connections()` hop before every consumer dispatch), so 500 watchers
 saturate one process at about 8 transitions a second. Instead each process (each event loop)
-has one `Hub`, whose single channel is the only member of `HUB_GROUP`. It receives every
-committed event once and writes frames straight to its consumers' sockets (`direct_send`:
-the server's own `send`, see `dashboard.direct_send`), never through a channel-layer message
-or a consumer dispatch per watcher.
+has one `Hub`, whose single channel is the only member of `HUB_GROUP` (read by
+`dashboard.subscription`, on its own thread with Redis). It receives every committed event
+once and writes frames straight to its consumers' sockets (`direct_send`: the server's own
+`send`, see `dashboard.direct_send`), never through a channel-layer message or a consumer
+dispatch per watcher.
 
 Data kept, all bounded:
 - a `Stream` per distinct thing watched (a board filter, or one run): the latest event per
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 # round is cheap and the next event goes out at once.
 FLUSH_REST_RATIO = 2.0
 MAX_FLUSH_REST = 0.05
+SLOW_SOCKET_BYTES = 256 * 1024  # unsent bytes beyond which a socket's next frame waits
+SLOW_SOCKET_RETRY = 0.05
 SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader must not starve)
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
 RECOUNT_INTERVAL = 15.0
@@ -221,7 +224,7 @@ class Hub:
             await self._flush_round()
 
     async def _flush_round(self) -> None:
-        sent = 0
+        sent, held_back = 0, False
         for stream in list(self.streams.values()):
             by_cursor: dict[int, list[Watcher]] = {}
             for watcher in stream.watchers:
@@ -242,13 +245,21 @@ class Hub:
                 message = {"type": "websocket.send", "text": frame}
                 for watcher in watchers:
                     # It may have left or rewound for a snapshot while we yielded.
-                    if watcher.ready and watcher.cursor == cursor:
-                        watcher.cursor = seq
-                        await self._send(watcher, message, len(events))
-                        sent += 1
-                        if sent % SENDS_PER_YIELD == 0:
-                            await asyncio.sleep(0)  # let the reader keep Redis busy
+                    if not (watcher.ready and watcher.cursor == cursor):
+                        continue
+                    if watcher.subscriber.unsent_bytes() > SLOW_SOCKET_BYTES:
+                        # Its last frame is still in flight: it gets one frame with everything
+                        # once it has drained, instead of a growing queue of stale ones.
+                        held_back = True
+                        continue
+                    watcher.cursor = seq
+                    await self._send(watcher, message, len(events))
+                    sent += 1
+                    if sent % SENDS_PER_YIELD == 0:
+                        await asyncio.sleep(0)  # let the reader keep Redis busy
             stream.trim()
+        if held_back:
+            self.loop.call_later(SLOW_SOCKET_RETRY, self._wake.set)
 
     async def _send(self, watcher: Watcher, message: dict[str, Any], events: int) -> None:
         try:

@@ -19,12 +19,16 @@ class FakeSocket:
         self.frames: list[dict] = []
         self.on_first_send = on_first_send
         self.snapshots_requested = 0
+        self.backlog = 0
 
     async def direct_send(self, message: dict) -> None:
         self.frames.append(json.loads(message["text"]))
         if self.on_first_send is not None:
             callback, self.on_first_send = self.on_first_send, None
             callback()
+
+    def unsent_bytes(self) -> int:
+        return self.backlog
 
     def hub_requests_snapshot(self) -> None:
         self.snapshots_requested += 1
@@ -75,3 +79,24 @@ async def test_a_burst_is_coalesced_to_the_latest_version_per_run():
     assert [(e["version"], e["to"]) for e in frame["deltas"]] == [(5, "completed")]
     assert not watcher.stream.entries  # sent to every watcher: forgotten
     await hub.leave(watcher)
+
+
+async def test_a_slow_socket_is_held_back_and_then_gets_one_up_to_date_frame():
+    hub = get_hub()
+    run_id = str(uuid.uuid4())
+    slow, fast = FakeSocket(), FakeSocket()
+    watchers = [await hub.join(socket, ("run", run_id)) for socket in (slow, fast)]
+    for watcher in watchers:
+        watcher.ready = True
+    slow.backlog = 10_000_000  # its earlier frames are still queued in the server
+    hub.deliver(event(run_id, 2, "ready", "leased"))
+    await hub.flush()
+    hub.deliver(event(run_id, 3, "leased", "running"))
+    await hub.flush()
+    assert [len(f["deltas"]) for f in fast.frames] == [1, 1] and slow.frames == []
+    slow.backlog = 0  # drained
+    await hub.flush()
+    (frame,) = slow.frames
+    assert [e["version"] for e in frame["deltas"]] == [3]  # the stale version was never sent
+    for watcher in watchers:
+        await hub.leave(watcher)
