@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 # round is cheap and the next event goes out at once.
 FLUSH_REST_RATIO = 2.0
 MAX_FLUSH_REST = 0.05
-SLOW_SOCKET_BYTES = 256 * 1024  # unsent bytes beyond which a socket's next frame waits
+SLOW_SOCKET_BYTES = 64 * 1024  # unsent bytes beyond which a socket's next frame waits
 SLOW_SOCKET_RETRY = 0.05
 SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader must not starve)
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
