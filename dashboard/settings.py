@@ -10,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RUNBOARD_VAR_DIR", BASE_DIR / "var"))
+# The SQLite default (and its test twin) live here; a fresh clone has no var/ yet.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -26,7 +28,7 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set in the environment unless DEBUG=1")
-    SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 - DEBUG only
+    SECRET_KEY = "insecure-development-key-only-for-debug"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "runs",
     "dashboard",
 ]
@@ -78,6 +81,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'runboard.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock at BEGIN, so a write never upgrades a read lock mid-transaction
         # (the usual source of "database is locked"); WAL lets readers run beside the writer.
@@ -152,4 +156,6 @@ LOGGING = {
 RUNBOARD = {
     # Cards per board column (newest first); the rest is one click away in the run list.
     "BOARD_COLUMN_LIMIT": int(os.environ.get("BOARD_COLUMN_LIMIT", "50")),
+    # Largest request body the HTTP API accepts (413 above it), checked before parsing.
+    "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
 }

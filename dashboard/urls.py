@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("runs.api.urls")),  # /api/… (executor HTTP API) and /healthz
     path("", include("dashboard.board_urls")),
 ]

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 # Fields a caller may pass as `**changes` alongside a move. `state`, `version`, `attempts` and
 # the lifecycle timestamps are derived here and never taken from callers.
-CHANGEABLE_FIELDS: frozenset[str] = frozenset(
+LEASE_FIELDS: frozenset[str] = frozenset({"lease_owner", "lease_expires_at"})
+SUSPEND_FIELDS: frozenset[str] = frozenset({"suspend_reason", "suspended_by"})
+CHANGEABLE_FIELDS: frozenset[str] = LEASE_FIELDS | SUSPEND_FIELDS | frozenset(
     {
-        "lease_owner",
-        "lease_expires_at",
         "lease_seconds",
         "heartbeat_at",
         "next_attempt_at",
@@ -30,11 +30,24 @@ CHANGEABLE_FIELDS: frozenset[str] = frozenset(
         "progress",
         "consumed",
         "budget",
-        "suspend_reason",
-        "suspended_by",
         "priority",
     }
 )
+
+
+def check_changes(changes: dict[str, Any], *, state: RunState, verb: str) -> None:
+    """Refuse fields no caller may set, and fields that make no sense in `state`.
+
+    A lease only exists in leased/running and a suspension reason only in suspended, so that
+    "lease fields are set iff the run holds a lease" stays true whoever calls.
+    """
+    unknown = set(changes) - CHANGEABLE_FIELDS
+    if unknown:
+        raise TypeError(f"{verb}() cannot set {', '.join(sorted(unknown))}")
+    if state not in LEASE_HOLDING_STATES and LEASE_FIELDS & set(changes):
+        raise ValueError(f"{verb}(): a {state} run holds no lease")
+    if state != RunState.SUSPENDED and SUSPEND_FIELDS & set(changes):
+        raise ValueError(f"{verb}(): only a suspended run has a suspension reason")
 
 
 class SuspendedBy:
@@ -69,9 +82,17 @@ def exhausted_budget(budget: dict[str, Any], consumed: dict[str, Any]) -> str | 
     """The first dimension whose consumption reached its limit, as "tokens 512/500", or None."""
     for dimension, limit in sorted(budget.items()):
         used = consumed.get(dimension, 0)
+        # Only numbers count (services validate them; a hand edit might not), as in
+        # `RunQuerySet.within_budget`, so that the clock and this check always agree.
+        if not (_is_number(limit) and _is_number(used)):
+            continue
         if used >= limit:
             return f"{dimension} {_fmt(used)}/{_fmt(limit)}"
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _fmt(number: float) -> str:
@@ -91,15 +112,15 @@ def plan_transition(
     Raises `TransitionNotAllowed` and computes nothing further when the move is refused.
     """
     source = RunState(run.state)
-    unknown = set(changes) - CHANGEABLE_FIELDS
-    if unknown:
-        raise TypeError(f"transition_to() cannot set {', '.join(sorted(unknown))}")
+    check_changes(changes, state=target, verb="transition_to")
     if source.is_terminal:
         raise refuse(run, target, "a finished run never changes")
     if not can_move(source, target):
         raise refuse(run, target, "the lifecycle does not allow it")
 
-    values: dict[str, Any] = {}
+    # Callers' changes first; what the move itself derives (attempts, timestamps, clearing the
+    # lease) is applied on top, so no caller can undo a move's effects.
+    values: dict[str, Any] = dict(changes)
     move = (source, target)
 
     if move == (RunState.SCHEDULED, RunState.READY):
@@ -134,11 +155,8 @@ def plan_transition(
     elif move == (RunState.RETRY_WAIT, RunState.READY):
         if run.next_attempt_at is not None and run.next_attempt_at > now:
             raise refuse(run, target, f"it backs off until {run.next_attempt_at.isoformat()}")
-    elif move == (RunState.RETRY_WAIT, RunState.FAILED):
-        if run.attempts < run.max_attempts:
-            raise refuse(
-                run, target, f"retries remain (attempt {run.attempts}/{run.max_attempts})"
-            )
+    elif move == (RunState.RETRY_WAIT, RunState.FAILED) and run.attempts < run.max_attempts:
+        raise refuse(run, target, f"retries remain (attempt {run.attempts}/{run.max_attempts})")
 
     # Effects shared by every move into or out of a kind of state.
     if source in LEASE_HOLDING_STATES and target not in LEASE_HOLDING_STATES:
@@ -150,6 +168,5 @@ def plan_transition(
     if target.is_terminal:
         values.update(finished_at=now, next_attempt_at=None)
 
-    values.update(changes)
     values.update(state=target, version=run.version + 1, state_changed_at=now)
     return values

@@ -11,14 +11,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from .events import announce
 from .exceptions import RunNotFound, TransitionConflict, TransitionNotAllowed
 from .ids import uuid7
-from .lifecycle import CHANGEABLE_FIELDS, SuspendedBy, plan_transition
+from .lifecycle import SuspendedBy, check_changes, plan_transition
 from .states import LEASE_HOLDING_STATES, RunState
 
 # Written only by transition_to/amend; save() refuses to change them on an existing row.
@@ -60,6 +60,33 @@ class RunQuerySet(models.QuerySet):
     def newest_first(self) -> RunQuerySet:
         return self.order_by("-state_changed_at", "-id")
 
+    def within_budget(self) -> RunQuerySet:
+        """Runs whose consumption has reached no limit of their budget, judged in SQL.
+
+        The clock uses it to find budget-suspended runs that may resume without loading every
+        suspended run: a run whose budget is still exhausted never fills a clock batch.
+        Non-numeric entries (only possible through hand edits) never count as exhausted.
+        """
+        table = self.model._meta.db_table
+        if connections[self.db].vendor == "postgresql":
+            exhausted = f"""EXISTS (
+                SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof("{table}"."budget") = 'object'
+                                         THEN "{table}"."budget" ELSE '{{}}'::jsonb END)
+                       AS lim(dimension, amount)
+                WHERE COALESCE(CASE WHEN jsonb_typeof("{table}"."consumed" -> lim.dimension)
+                                         = 'number'
+                               THEN ("{table}"."consumed" ->> lim.dimension)::float8 END, 0)
+                      >= CASE WHEN jsonb_typeof(lim.amount) = 'number'
+                              THEN (lim.amount #>> '{{}}')::float8 END)"""
+        else:
+            exhausted = f"""EXISTS (
+                SELECT 1 FROM json_each("{table}"."budget") AS lim
+                WHERE lim.type IN ('integer', 'real')
+                  AND COALESCE((SELECT used.value FROM json_each("{table}"."consumed") AS used
+                                WHERE used.key = lim.key AND used.type IN ('integer', 'real')),
+                               0) >= lim.value)"""
+        return self.extra(where=[f"NOT {exhausted}"])
+
 
 class Run(models.Model):
     """One unit of background work and where it stands in the lifecycle."""
@@ -80,7 +107,7 @@ class Run(models.Model):
     backoff_factor = models.FloatField(default=2.0)
     backoff_cap_seconds = models.FloatField(default=300.0)
     backoff_jitter = models.FloatField(
-        default=0.1, help_text="Fraction (0–1) of each delay taken off at random."
+        default=0.1, help_text="Fraction (0 to 1) of each delay taken off at random."
     )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
@@ -130,17 +157,21 @@ class Run(models.Model):
             ),
             # Run list with no state filter: keyset pages over all runs.
             models.Index(fields=("state_changed_at", "id"), name="run_changed"),
-            # services.lease: ready runs, highest priority first, then oldest. Partial, so it
-            # holds only the ready runs however large the table grows.
+            # services.lease: ready runs, highest priority first, then oldest (id breaks ties
+            # between runs created in the same instant). Partial, so it holds only the ready
+            # runs however large the table grows.
             models.Index(
-                F("priority").desc(), "created_at", name="run_lease_order",
+                F("priority").desc(), "created_at", "id", name="run_lease_order",
                 condition=Q(state="ready"),
             ),
+            # services.lease(queues=[...]): the same order within each queue.
             models.Index(
-                "queue", F("priority").desc(), "created_at", name="run_lease_queue_order",
+                "queue", F("priority").desc(), "created_at", "id", name="run_lease_queue_order",
                 condition=Q(state="ready"),
             ),
-            # The clock: due scheduled runs, lapsed leases, ended backoffs, suspensions.
+            # The clock (services.tick), one partial index per step: due scheduled runs, lapsed
+            # leases of leased and running runs, ended backoffs (and exhausted retry waits),
+            # budget-suspended runs.
             models.Index(
                 fields=("scheduled_at",), name="run_due_scheduled",
                 condition=Q(state="scheduled"),
@@ -171,27 +202,13 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"{self.name} {self.short_id} ({self.state})"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):  # noqa: ANN001, ANN206 - Django's signature
-        instance = super().from_db(db, field_names, values)
-        instance._remember_lifecycle()
-        return instance
-
-    def _remember_lifecycle(self) -> None:
-        self._loaded_lifecycle = {
-            name: self.__dict__[name] for name in LIFECYCLE_FIELDS if name in self.__dict__
-        }
-
-    @property
-    def short_id(self) -> str:
-        return str(self.pk)[-8:] if self.pk else ""
-
-    @property
-    def run_state(self) -> RunState:
-        return RunState(self.state)
-
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save a new run in any state; on an existing run, refuse lifecycle edits."""
+        """Save a new run in any state; on an existing run, write only non-lifecycle fields.
+
+        Lifecycle fields (state, version, lease, attempts, …) change only through
+        `transition_to`/`amend`. Editing one here is refused, and the UPDATE never names them,
+        so saving a stale instance cannot roll a run back to the state it was loaded in.
+        """
         loaded = getattr(self, "_loaded_lifecycle", None)
         if loaded is not None and not self._state.adding:
             changed = sorted(n for n, v in loaded.items() if getattr(self, n) != v)
@@ -212,8 +229,50 @@ class Run(models.Model):
                     f"run {self.pk} is {loaded['state']}; a finished run never changes",
                     run_id=self.pk, current_state=loaded["state"],
                 )
+            requested = kwargs.get("update_fields")
+            if requested is not None and set(requested) & set(LIFECYCLE_FIELDS):
+                raise TransitionNotAllowed(
+                    f"run {self.pk}: save() cannot write lifecycle fields: use runs.services",
+                    run_id=self.pk, current_state=loaded["state"],
+                )
+            if requested is None:
+                deferred = self.get_deferred_fields()
+                kwargs["update_fields"] = [
+                    field.name for field in self._meta.concrete_fields
+                    if not field.primary_key and field.name not in LIFECYCLE_FIELDS
+                    and field.attname not in deferred
+                ]
         super().save(*args, **kwargs)
         self._remember_lifecycle()
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._remember_lifecycle()
+        return instance
+
+    def _remember_lifecycle(self) -> None:
+        self._loaded_lifecycle = {
+            name: self.__dict__[name] for name in LIFECYCLE_FIELDS if name in self.__dict__
+        }
+
+    @property
+    def short_id(self) -> str:
+        return str(self.pk)[-8:] if self.pk else ""
+
+    @property
+    def run_state(self) -> RunState:
+        return RunState(self.state)
+
+    def refresh_from_db(self, using: str | None = None, fields: Any = None,
+                        from_queryset: Any = None) -> None:
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        # What was just read is the new baseline save() compares against.
+        loaded = getattr(self, "_loaded_lifecycle", {})
+        for name in LIFECYCLE_FIELDS:
+            if (fields is None or name in fields) and name in self.__dict__:
+                loaded[name] = self.__dict__[name]
+        self._loaded_lifecycle = loaded
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -246,9 +305,7 @@ class Run(models.Model):
               **changes: Any) -> Run:
         """Write fields that change no state (heartbeat, progress, budget) with the same
         compare-and-set and announcement as a move, and no audit row."""
-        unknown = set(changes) - CHANGEABLE_FIELDS - {"attempts"}
-        if unknown:
-            raise TypeError(f"amend() cannot set {', '.join(sorted(unknown))}")
+        check_changes(changes, state=self.run_state, verb="amend")
         if self.run_state.is_terminal:
             raise TransitionNotAllowed(
                 f"run {self.pk} is {self.state}; a finished run never changes",
@@ -263,24 +320,31 @@ class Run(models.Model):
 
     def _compare_and_set(self, values: dict[str, Any], *, now: datetime, actor: str,
                          reason: str, source: RunState, audited: bool) -> None:
-        with transaction.atomic():
+        # No savepoint: nothing inside can fail halfway except a database error, which must
+        # doom any surrounding transaction anyway. A lost compare-and-set writes nothing, so
+        # the block ends normally and the conflict is raised after it; callers such as
+        # `services.lease` catch it and go on inside their own transaction. That saves two
+        # round trips (SAVEPOINT, RELEASE) per move made inside an outer transaction.
+        with transaction.atomic(savepoint=False):
             updated = Run.objects.filter(pk=self.pk, state=source, version=self.version).update(
                 **values
             )
-            if updated != 1:
-                raise self._conflict(RunState(values.get("state", source)))
-            for name, value in values.items():
-                setattr(self, name, value)
-            if audited:
-                Transition.objects.create(
-                    run_id=self.pk, from_state=source, to_state=self.state, at=now,
-                    actor=actor, reason=reason, attempt=self.attempts,
+            if updated == 1:
+                target = values.get("state", source)
+                if audited:
+                    Transition.objects.create(
+                        run_id=self.pk, from_state=source, to_state=target, at=now,
+                        actor=actor, reason=reason, attempt=values.get("attempts", self.attempts),
+                    )
+                for name, value in values.items():
+                    setattr(self, name, value)
+                event = self.event(
+                    kind="transition" if audited else "update",
+                    source=source, at=now, actor=actor, reason=reason,
                 )
-            event = self.event(
-                kind="transition" if audited else "update",
-                source=source, at=now, actor=actor, reason=reason,
-            )
-            transaction.on_commit(partial(announce, event), robust=True)
+                transaction.on_commit(partial(announce, event), robust=True)
+        if updated != 1:
+            raise self._conflict(RunState(values.get("state", source)))
         self._remember_lifecycle()
 
     def _conflict(self, target: RunState) -> Exception:
@@ -298,7 +362,8 @@ class Run(models.Model):
 
     def live_data(self) -> dict[str, Any]:
         """Everything a board card shows, JSON-ready; payload and result are left out."""
-        first_error_line = self.last_error.strip().splitlines()[0] if self.last_error.strip() else ""
+        error = self.last_error.strip()
+        first_error_line = error.splitlines()[0] if error else ""
         return {
             "id": str(self.pk),
             "short_id": self.short_id,
@@ -373,3 +438,6 @@ class Transition(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")
+
+# Executor tokens live in their own module; importing them here registers the model with the app.
+from .tokens import ExecutorToken  # noqa: E402,F401

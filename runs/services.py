@@ -8,6 +8,7 @@ moved underneath them.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .events import announce
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CLOCK_ACTOR = "clock"
+NAME_MAX = Run._meta.get_field("name").max_length
+QUEUE_MAX = Run._meta.get_field("queue").max_length
 # How many runs one clock step moves per tick; the clock ticks again at once when a step is full.
 TICK_BATCH = 500
 # Operator verbs retry this many times when executors keep moving the run underneath them.
@@ -136,16 +140,22 @@ def submit(
     unknown = set(options) - set(BACKOFF_OPTIONS) - {"actor", "rerun_of", "now"}
     if unknown:
         raise InvalidInput(f"submit() does not take {', '.join(sorted(unknown))}")
-    if not name or not isinstance(name, str):
-        raise InvalidInput("a run needs a name")
-    if max_attempts < 1:
-        raise InvalidInput(f"max_attempts must be at least 1, not {max_attempts}")
+    _validate_submission(name=name, queue=queue, priority=priority, max_attempts=max_attempts,
+                         scheduled_at=scheduled_at)
     now = options.pop("now", None) or timezone.now()
     actor = options.pop("actor", None) or ""
-    backoff = {BACKOFF_OPTIONS[key]: float(value) for key, value in options.items()
-               if key in BACKOFF_OPTIONS}
-    if backoff.get("backoff_jitter", 0) > 1 or any(v < 0 for v in backoff.values()):
-        raise InvalidInput("backoff values must be ≥ 0 and jitter at most 1")
+    backoff: dict[str, float] = {}
+    for key, value in options.items():
+        if key in BACKOFF_OPTIONS:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInput(f"{key} must be a number ≥ 0, not {value!r}")
+            backoff[BACKOFF_OPTIONS[key]] = float(value)
+    if backoff.get("backoff_jitter", 0) > 1:
+        raise InvalidInput("backoff_jitter is a fraction of the delay: at most 1")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"payload must be JSON: {error}") from None
     due = scheduled_at or now
     run = Run.objects.create(
         name=name,
@@ -169,6 +179,22 @@ def submit(
     return run
 
 
+def _validate_submission(*, name: Any, queue: Any, priority: Any, max_attempts: Any,
+                         scheduled_at: Any) -> None:
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
+        raise InvalidInput(f"a run needs a name of 1 to {NAME_MAX} characters, not {name!r}")
+    if not isinstance(queue, str) or not queue.strip() or len(queue) > QUEUE_MAX:
+        raise InvalidInput(f"a queue needs a name of 1 to {QUEUE_MAX} characters, not {queue!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidInput(f"priority must be an integer, not {priority!r}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InvalidInput(f"max_attempts must be an integer of at least 1, not {max_attempts!r}")
+    if scheduled_at is not None and (
+        not isinstance(scheduled_at, datetime) or timezone.is_naive(scheduled_at)
+    ):
+        raise InvalidInput(f"scheduled_at must be a timezone-aware datetime, not {scheduled_at!r}")
+
+
 # -- executor verbs -----------------------------------------------------------------------------
 
 
@@ -190,7 +216,7 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
         candidates = Run.objects.filter(state=RunState.READY)
         if queues:
             candidates = candidates.filter(queue__in=list(queues))
-        candidates = candidates.order_by("-priority", "created_at")
+        candidates = candidates.order_by("-priority", "created_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         for run in candidates[:limit]:
@@ -223,7 +249,6 @@ def start(run_id: Any, *, executor: str) -> Run:
         raise _as_executor_error(error, run_id, executor) from error
 
 
-@transaction.atomic
 def heartbeat(run_id: Any, *, executor: str, progress: int | None = None,
               consumed: Mapping[str, Any] | None = None) -> Run:
     """Extend the lease, record progress and consumption; suspend the run when its budget runs out.
@@ -325,6 +350,12 @@ def retry_now(run_id: Any, *, actor: str) -> Run:
                 f"run {run.pk} is {run.state}; only a run waiting to retry can retry now",
                 run_id=run.pk, current_state=run.state, target_state=RunState.READY,
             )
+        if run.attempts >= run.max_attempts:
+            raise TransitionNotAllowed(
+                f"run {run.pk} is {run.state}; no retry remains "
+                f"(attempt {run.attempts}/{run.max_attempts})",
+                run_id=run.pk, current_state=run.state, target_state=RunState.READY,
+            )
         with transaction.atomic():
             now = timezone.now()
             run.amend(actor=actor, now=now, next_attempt_at=now)
@@ -410,14 +441,22 @@ def tick(*, now: datetime | None = None) -> Mapping[str, int]:
                 run, retryable=True, actor=CLOCK_ACTOR, now=now,
                 error=f"lease expired: executor {run.lease_owner} stopped heartbeating"),
         ),
+        # Normally impossible (a run only waits to retry while attempts remain), but
+        # max_attempts can be lowered by hand: such a run fails now rather than at its backoff.
+        "retries_exhausted": (
+            runs.filter(state=RunState.RETRY_WAIT, attempts__gte=F("max_attempts"))
+            .order_by("next_attempt_at"),
+            lambda run: _end_backoff(run, now=now),
+        ),
         "retries_due": (
             runs.filter(state=RunState.RETRY_WAIT, next_attempt_at__lte=now)
             .order_by("next_attempt_at"),
             lambda run: _end_backoff(run, now=now),
         ),
+        # Never an operator's suspension: only the budget's, and only once it allows again.
         "budgets_resumed": (
             runs.filter(state=RunState.SUSPENDED, suspended_by=SuspendedBy.BUDGET)
-            .order_by("state_changed_at"),
+            .within_budget().order_by("state_changed_at"),
             lambda run: _resume_if_budget_allows(run, now=now),
         ),
     }

@@ -28,13 +28,12 @@ def require(service: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _service_markers(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("postgres"):
-        if connection.vendor != "postgresql":
-            message = (f"needs PostgreSQL, this pass runs on {connection.vendor} "
-                       "(set DATABASE_URL=postgres://…)")
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        message = (f"needs PostgreSQL, this pass runs on {connection.vendor} "
+                   "(set DATABASE_URL=postgres://…)")
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
     if request.node.get_closest_marker("redis"):
         if not os.environ.get("REDIS_URL"):
             message = "needs Redis (set REDIS_URL=redis://…)"

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('backoff_base_seconds', models.FloatField(default=2.0)),
                 ('backoff_factor', models.FloatField(default=2.0)),
                 ('backoff_cap_seconds', models.FloatField(default=300.0)),
-                ('backoff_jitter', models.FloatField(default=0.1, help_text='Fraction (0–1) of each delay taken off at random.')),
+                ('backoff_jitter', models.FloatField(default=0.1, help_text='Fraction (0 to 1) of each delay taken off at random.')),
                 ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
                 ('lease_owner', models.CharField(blank=True, default='', max_length=200)),
                 ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
@@ -84,11 +84,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), condition=models.Q(('state', 'ready')), name='run_lease_order'),
+            index=models.Index(models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), models.F('id'), condition=models.Q(('state', 'ready')), name='run_lease_order'),
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(models.F('queue'), models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), condition=models.Q(('state', 'ready')), name='run_lease_queue_order'),
+            index=models.Index(models.F('queue'), models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), models.F('id'), condition=models.Q(('state', 'ready')), name='run_lease_queue_order'),
         ),
         migrations.AddIndex(
             model_name='run',
