@@ -201,6 +201,7 @@ function renderCard(run, column) {
 
   const top = el("div", "card-top");
   const name = el("a", "card-name", run.name);
+  name.title = run.name;
   name.href = `/runs/${encodeURIComponent(run.id)}/`;
   top.append(name, el("span", "short-id", run.short_id));
   card.append(top);
