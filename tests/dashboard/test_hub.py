@@ -9,8 +9,6 @@ import pytest
 
 from dashboard.hub import get_hub
 
-pytestmark = pytest.mark.asyncio
-
 
 class FakeSocket:
     """Records frames; can run a callback inside its first send (an event arriving mid-flush)."""
@@ -45,6 +43,7 @@ def event(run_id: str, version: int, source: str, target: str) -> dict:
                     "version": version}}
 
 
+@pytest.mark.asyncio
 async def test_an_event_arriving_during_a_long_flush_is_sent_next_round_to_everyone():
     hub = get_hub()
     run_id = str(uuid.uuid4())
@@ -63,6 +62,7 @@ async def test_an_event_arriving_during_a_long_flush_is_sent_next_round_to_every
     assert not hub.active
 
 
+@pytest.mark.asyncio
 async def test_a_burst_is_coalesced_to_the_latest_version_per_run():
     hub = get_hub()
     run_id = str(uuid.uuid4())
@@ -81,6 +81,7 @@ async def test_a_burst_is_coalesced_to_the_latest_version_per_run():
     await hub.leave(watcher)
 
 
+@pytest.mark.asyncio
 async def test_a_slow_socket_is_held_back_and_then_gets_one_up_to_date_frame():
     hub = get_hub()
     run_id = str(uuid.uuid4())
@@ -100,3 +101,18 @@ async def test_a_slow_socket_is_held_back_and_then_gets_one_up_to_date_frame():
     assert [e["version"] for e in frame["deltas"]] == [3]  # the stale version was never sent
     for watcher in watchers:
         await hub.leave(watcher)
+
+
+def test_unsent_bytes_reads_daphnes_transport_buffer_and_defaults_to_zero():
+    from functools import partial
+    from types import SimpleNamespace
+
+    from dashboard.direct_send import unsent_bytes
+
+    async def handle_reply(protocol, message):  # daphne's send is partial(handle_reply, protocol)
+        return None
+
+    transport = SimpleNamespace(dataBuffer=b"x" * 100, offset=10, _tempDataLen=5)
+    assert unsent_bytes(partial(handle_reply, SimpleNamespace(transport=transport))) == 95
+    assert unsent_bytes(partial(handle_reply, SimpleNamespace(transport=None))) == 0
+    assert unsent_bytes(handle_reply) == 0 and unsent_bytes(None) == 0
