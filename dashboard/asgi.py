@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels with auth and origin checks."""
+"""ASGI entry point: HTTP through Django, websockets through Channels with auth and origin
+checks."""
 
 import os
 
@@ -12,13 +13,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.direct_send import DirectSendMiddleware  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        # DirectSendMiddleware only exposes the unwrapped `send` for the board hub's fan-out.
+        "websocket": DirectSendMiddleware(AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        )),
     }
 )

@@ -29,6 +29,9 @@ STATE_COLOURS: dict[str, str] = {
     RunState.CANCELED: "#8a8f98",
 }
 
+# Cards in these states show the first line of the run's last error.
+SHOWS_ERROR: frozenset[str] = frozenset({RunState.RETRY_WAIT, RunState.FAILED})
+
 PHASE_OF: dict[str, str] = {str(state): phase for phase, states in PHASES for state in states}
 
 
@@ -62,6 +65,7 @@ def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, in
                 "terminal": state.is_terminal,
                 "count": counts.get(str(state), 0),
                 "actions": ACTIONS_BY_STATE[str(state)],
+                "shows_error": state in SHOWS_ERROR,
                 "cards": cards.get(str(state), []),
             }
             for state in RunState

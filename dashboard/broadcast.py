@@ -8,7 +8,8 @@ runs inside whatever thread committed the transition:
   send is handed to an event loop with `run_coroutine_threadsafe` and awaited with a timeout —
   the loop of this process's running hub when there is one (the in-memory layer's queues
   belong to it), otherwise one long-lived background loop, so a process never builds a loop
-  and a Redis pool per event as `async_to_sync` would;
+  and a Redis pool per event as `async_to_sync` would (with the in-memory layer and no hub
+  nobody could hear it: nothing is sent);
 - code already on an event loop (sync ORM under DJANGO_ALLOW_ASYNC_UNSAFE): it must not block
   that loop, so the send becomes a task on it.
 """
@@ -21,9 +22,10 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from .hub import HUB_GROUP, RUN_CHANGED, running_hub_loop
+from .hub import running_hub_loop
+from .subscription import HUB_GROUP, RUN_CHANGED
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,11 @@ def forward(event: dict[str, Any]) -> None:
         _pending_tasks.add(task)  # keep a reference until done
         task.add_done_callback(_log_failure)
         return
-    loop = running_hub_loop() or _sender_loop()
+    loop = running_hub_loop()
+    if loop is None:
+        if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            return  # the in-memory layer reaches only this process, where no hub listens
+        loop = _sender_loop()
     future = asyncio.run_coroutine_threadsafe(_group_send(event), loop)
     try:
         future.result(timeout=SEND_TIMEOUT_SECONDS)

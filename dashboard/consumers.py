@@ -50,6 +50,7 @@ from django.contrib.auth import get_user_model
 from runs.selectors import BoardFilter, newest_cards
 
 from .board import board_snapshot, column_limit, read_run
+from .direct_send import unsent_bytes
 from .hub import Hub, Watcher, get_hub
 from .workers import run_in_worker
 
@@ -75,8 +76,18 @@ def reload_user(session_key: str | None, user_pk: Any) -> Any:
 class BoardConsumer(AsyncJsonWebsocketConsumer):
     """Thin: checks who is asking, joins the process hub, sends snapshots; the hub sends deltas."""
 
+    # The hub holds the only channel-layer subscription of this process; a consumer needs none.
+    channel_layer_alias = None
     hub: Hub | None = None
     watcher: Watcher | None = None
+
+    async def direct_send(self, message: dict[str, Any]) -> None:
+        """How the hub writes a frame: the server's own `send` when the stack exposes it."""
+        await self.scope.get("direct_send", self.base_send)(message)
+
+    def unsent_bytes(self) -> int:
+        """What this socket still has to write: the hub holds frames back from a slow tab."""
+        return unsent_bytes(self.scope.get("direct_send"))
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")

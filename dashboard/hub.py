@@ -3,8 +3,11 @@
 Why: a group member per watcher costs 200-400 µs of server CPU per delivered message (half of
 it Channels' `aclose_old_connections()` hop before every consumer dispatch), so 500 watchers
 saturate one process at about 8 transitions a second. Instead each process (each event loop)
-has one `Hub`, whose single channel is the only member of `HUB_GROUP`. It receives every
-committed event once and writes frames straight to its consumers' `base_send`.
+has one `Hub`, whose single channel is the only member of `HUB_GROUP` (read by
+`dashboard.subscription`, on its own thread with Redis). It receives every committed event
+once and writes frames straight to its consumers' sockets (`direct_send`: the server's own
+`send`, see `dashboard.direct_send`), never through a channel-layer message or a consumer
+dispatch per watcher.
 
 Data kept, all bounded:
 - a `Stream` per distinct thing watched (a board filter, or one run): the latest event per
@@ -15,11 +18,11 @@ Data kept, all bounded:
   are the stream entries after its cursor, so watchers of one filter share one pending log
   and, when they are at the same cursor (the usual case), one encoded frame.
 
-Delivery: the flusher sends at once when idle; under load it sends at most one frame per
-`FRAME_INTERVAL`, each frame carrying everything that accumulated (latest version per run)
-and the counts after it, so one frame is in flight per watcher at a time. Entries every
-watcher has been sent are trimmed; if a stalled watcher falls more than `MAX_PENDING_RUNS`
-runs behind, it is asked to take a fresh snapshot instead of growing memory.
+Delivery: the flusher sends at once when idle; under load it rests between rounds in
+proportion to what a round costs, each frame carrying everything that accumulated (latest
+version per run) and the counts after it, so one frame is in flight per watcher at a time.
+Entries every watcher has been sent are trimmed; if a stalled watcher falls more than
+`MAX_PENDING_RUNS` runs behind, it is asked to take a fresh snapshot instead of growing memory.
 
 Counts heal themselves: every `RECOUNT_INTERVAL` each board stream is recounted in a worker
 thread and the recount adopted when no event for it arrived around the query.
@@ -33,114 +36,29 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
 
 from runs import selectors
-from runs.selectors import BoardFilter
 
+from .streams import Stream, StreamKey, Subscriber, Watcher, apply_move
+from .subscription import Subscription
 from .workers import run_in_worker
 
 logger = logging.getLogger(__name__)
 
-HUB_GROUP = "runboard.hub"
-RUN_CHANGED = "run.changed"
-FRAME_INTERVAL = 0.04  # seconds between frames to one stream under load
-MAX_PENDING_RUNS = 5_000  # per stream; beyond it lagging watchers take a snapshot
+# Under load the flusher rests after each round for FLUSH_REST_RATIO times what the round
+# cost (capped), so that frames coalesce instead of the loop drowning in sends; when idle a
+# round is cheap and the next event goes out at once.
+FLUSH_REST_RATIO = 2.0
+MAX_FLUSH_REST = 0.05
+SLOW_SOCKET_BYTES = 64 * 1024  # unsent bytes beyond which a socket's next frame waits
+SLOW_SOCKET_RETRY = 0.05
+SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader must not starve)
 SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
 RECOUNT_INTERVAL = 15.0
 RECOUNT_QUIET = 0.5  # no event may arrive this long after a recount for it to be adopted
-GROUP_REFRESH_INTERVAL = 3600.0  # channel layers expire group membership (Redis: 24 h)
-
-
-class Subscriber(Protocol):
-    """What the hub needs of a consumer."""
-
-    async def base_send(self, message: dict[str, Any]) -> None: ...
-    def hub_requests_snapshot(self) -> None: ...
-
-
-StreamKey = tuple[str, Any]  # ("board", BoardFilter) | ("run", "<uuid>")
-
-
-class Watcher:
-    """One socket watching one stream: a cursor into the stream's pending log."""
-
-    __slots__ = ("cursor", "ready", "stream", "subscriber")
-
-    def __init__(self, subscriber: Subscriber, stream: Stream):
-        self.subscriber = subscriber
-        self.stream = stream
-        self.cursor = stream.seq
-        self.ready = False  # False while its snapshot is being read: hold deltas back
-
-
-class Stream:
-    """What every watcher of one board filter (or one run) shares."""
-
-    def __init__(self, key: StreamKey):
-        self.key = key
-        self.board_filter: BoardFilter | None = key[1] if key[0] == "board" else None
-        self.entries: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-        self.seq = 0
-        self.trimmed_to = 0  # entries up to this sequence number are gone
-        self.watchers: set[Watcher] = set()
-        self.counts: dict[str, int] | None = None
-        self.counts_ready: asyncio.Future | None = None
-        self.buffered_moves: list[tuple[str | None, str]] = []
-        self.moves = 0  # count-changing events seen: a recount is adopted only if unchanged
-
-    def add(self, event: dict[str, Any], moved: bool, stale: bool) -> None:
-        """Take an event: counts move by its from → to; the card only if it is the newest."""
-        run_id = event["id"]
-        if moved and self.board_filter is not None:
-            self.moves += 1
-            if self.counts is None:
-                self.buffered_moves.append((event["from"], event["to"]))
-            else:
-                apply_move(self.counts, event["from"], event["to"])
-        current = self.entries.get(run_id)
-        if current is not None and current[1]["version"] >= event["version"]:
-            stale, event = True, current[1]  # keep (and, with new counts, resend) the newest
-        if stale:
-            if not moved:
-                return  # an older version of a card: nothing to send
-            self.seq += 1  # counts changed: a frame goes out, without the stale card
-            if current is None:
-                return
-        else:
-            self.seq += 1
-        self.entries[run_id] = (self.seq, event)
-        self.entries.move_to_end(run_id)
-        while len(self.entries) > MAX_PENDING_RUNS:
-            seq, _ = self.entries.popitem(last=False)[1]
-            self.trimmed_to = seq
-
-    def events_after(self, cursor: int) -> list[dict[str, Any]]:
-        events = []
-        for seq, event in reversed(self.entries.values()):
-            if seq <= cursor:
-                break
-            events.append(event)
-        events.reverse()
-        return events
-
-    def trim(self) -> None:
-        """Forget entries every watcher has been sent."""
-        floor = min((w.cursor for w in self.watchers), default=self.seq)
-        while self.entries:
-            seq, _ = next(iter(self.entries.values()))
-            if seq > floor:
-                break
-            self.entries.popitem(last=False)
-            self.trimmed_to = seq
-
-
-def apply_move(counts: dict[str, int], source: str | None, target: str) -> None:
-    if source:
-        counts[source] = counts.get(source, 0) - 1
-    counts[target] = counts.get(target, 0) + 1
 
 
 class Hub:
@@ -150,13 +68,16 @@ class Hub:
         self.loop = loop
         self.layer = get_channel_layer()
         self.channel: str | None = None
+        self.subscription: Subscription | None = None
         self.streams: dict[StreamKey, Stream] = {}
+        self.board_streams: list[Stream] = []
         self.seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.newest: OrderedDict[str, int] = OrderedDict()  # run id -> newest version taken
         self.stats = {"messages": 0, "frames": 0, "deliveries": 0, "recounts_adopted": 0}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._lifecycle = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
 
     @property
     def active(self) -> bool:
@@ -172,6 +93,7 @@ class Hub:
             stream = self.streams.get(key)
             if stream is None:
                 stream = self.streams[key] = Stream(key)
+                self._index_streams()
             watcher = Watcher(subscriber, stream)
             stream.watchers.add(watcher)
         if stream.board_filter is not None:
@@ -184,8 +106,12 @@ class Hub:
             stream.watchers.discard(watcher)
             if not stream.watchers and self.streams.get(stream.key) is stream:
                 del self.streams[stream.key]
+                self._index_streams()
             if not self.streams and self.channel is not None:
                 await self._stop()
+
+    def _index_streams(self) -> None:
+        self.board_streams = [s for s in self.streams.values() if s.board_filter is not None]
 
     def rewind(self, watcher: Watcher) -> None:
         """A snapshot is about to be read: deltas from here on, none before."""
@@ -224,49 +150,27 @@ class Hub:
     # -- subscription ----------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        self.channel = await self.layer.new_channel()
-        await self.layer.group_add(HUB_GROUP, self.channel)
+        self.subscription = Subscription(self.loop, self.layer, self._take, self._gap)
+        self.channel = await self.subscription.start()
         self._tasks = [self.loop.create_task(coro) for coro in
-                       (self._read(), self._flush_forever(), self._housekeeping())]
+                       (self._flush_forever(), self._housekeeping())]
 
     async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        channel, self.channel = self.channel, None
-        try:
-            await self.layer.group_discard(HUB_GROUP, channel)
-        except Exception:  # the membership expires anyway
-            logger.warning("hub could not leave %s", HUB_GROUP, exc_info=True)
+        await self.subscription.stop()
+        self.channel = None
 
-    async def _read(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Redis went away or timed out: messages may be lost, so every watcher takes
-                # a fresh snapshot once the subscription is back.
-                logger.warning("hub receive failed; resubscribing in %.1fs", backoff,
-                               exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                await self._resubscribe()
-                continue
-            backoff = 0.5
-            if message.get("type") == RUN_CHANGED and isinstance(message.get("event"), dict):
-                self.stats["messages"] += 1
-                self.deliver(message["event"])
+    def _take(self, event: dict[str, Any]) -> None:
+        if self.channel is None:
+            return  # stopped meanwhile
+        self.stats["messages"] += 1
+        self.deliver(event)
 
-    async def _resubscribe(self) -> None:
-        try:
-            await self.layer.group_add(HUB_GROUP, self.channel)
-        except Exception:
-            logger.warning("hub could not rejoin %s", HUB_GROUP, exc_info=True)
-            return
+    def _gap(self) -> None:
+        """Messages may have been lost: every watcher takes a fresh snapshot."""
         for stream in list(self.streams.values()):
             for watcher in list(stream.watchers):
                 watcher.subscriber.hub_requests_snapshot()
@@ -293,12 +197,12 @@ class Hub:
             if len(self.newest) > SEEN_EVENTS:
                 self.newest.popitem(last=False)
         moved = event.get("from") != event.get("to")
-        for stream in list(self.streams.values()):
-            if stream.board_filter is not None:
-                if stream.board_filter.matches(run):
-                    stream.add(event, moved, stale)
-            elif stream.key[1] == event["id"]:
+        for stream in self.board_streams:  # a few distinct filters, however many watchers
+            if stream.board_filter.matches(run):
                 stream.add(event, moved, stale)
+        run_stream = self.streams.get(("run", identity[0]))
+        if run_stream is not None:
+            run_stream.add(event, moved, stale)
         self._wake.set()
 
     # -- fan-out ---------------------------------------------------------------------------------
@@ -307,15 +211,20 @@ class Hub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            started = self.loop.time()
+            started = time.perf_counter()
             await self.flush()
             # Under load, let the next frame gather what arrives meanwhile.
-            rest = FRAME_INTERVAL - (self.loop.time() - started)
-            if rest > 0:
+            rest = min(MAX_FLUSH_REST, (time.perf_counter() - started) * FLUSH_REST_RATIO)
+            if rest > 0.001:
                 await asyncio.sleep(rest)
 
     async def flush(self) -> None:
         """Send each ready watcher everything after its cursor, one frame per watcher."""
+        async with self._flush_lock:  # one round at a time: one frame in flight per watcher
+            await self._flush_round()
+
+    async def _flush_round(self) -> None:
+        sent, held_back = 0, False
         for stream in list(self.streams.values()):
             by_cursor: dict[int, list[Watcher]] = {}
             for watcher in stream.watchers:
@@ -327,7 +236,7 @@ class Hub:
                         watcher.ready = False
                         watcher.subscriber.hub_requests_snapshot()
                     continue
-                events = stream.events_after(cursor)
+                seq, events = stream.seq, stream.events_after(cursor)
                 frame = json.dumps({
                     "type": "deltas",
                     "deltas": events,
@@ -335,14 +244,26 @@ class Hub:
                 }, separators=(",", ":"))
                 message = {"type": "websocket.send", "text": frame}
                 for watcher in watchers:
-                    await self._send(watcher, message, stream.seq, len(events))
+                    # It may have left or rewound for a snapshot while we yielded.
+                    if not (watcher.ready and watcher.cursor == cursor):
+                        continue
+                    if watcher.subscriber.unsent_bytes() > SLOW_SOCKET_BYTES:
+                        # Its last frame is still in flight: it gets one frame with everything
+                        # once it has drained, instead of a growing queue of stale ones.
+                        held_back = True
+                        continue
+                    watcher.cursor = seq
+                    await self._send(watcher, message, len(events))
+                    sent += 1
+                    if sent % SENDS_PER_YIELD == 0:
+                        await asyncio.sleep(0)  # let the reader keep Redis busy
             stream.trim()
+        if held_back:
+            self.loop.call_later(SLOW_SOCKET_RETRY, self._wake.set)
 
-    async def _send(self, watcher: Watcher, message: dict[str, Any], seq: int,
-                    events: int) -> None:
-        watcher.cursor = seq
+    async def _send(self, watcher: Watcher, message: dict[str, Any], events: int) -> None:
         try:
-            await watcher.subscriber.base_send(message)
+            await watcher.subscriber.direct_send(message)
         except Exception:
             logger.info("hub could not send to a watcher; it will reconnect", exc_info=True)
             return
@@ -352,7 +273,6 @@ class Hub:
     # -- healing ---------------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        last_group_refresh = time.monotonic()
         while True:
             await asyncio.sleep(RECOUNT_INTERVAL)
             for stream in list(self.streams.values()):
@@ -361,15 +281,6 @@ class Hub:
                         await self.recount(stream)
                     except Exception:
                         logger.warning("hub recount failed", exc_info=True)
-            if time.monotonic() - last_group_refresh > GROUP_REFRESH_INTERVAL:
-                await self._resubscribe_quietly()
-                last_group_refresh = time.monotonic()
-
-    async def _resubscribe_quietly(self) -> None:
-        try:
-            await self.layer.group_add(HUB_GROUP, self.channel)
-        except Exception:
-            logger.warning("hub could not refresh its group membership", exc_info=True)
 
     async def recount(self, stream: Stream, *, quiet: float = RECOUNT_QUIET) -> bool:
         """Recount a board stream off the loop; adopt the result if no event raced it."""

@@ -10,4 +10,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("dashboard.runpage.urls")),
     path("", include("runs.api.urls")),  # /api/… (executor HTTP API) and /healthz
+    path("", include("dashboard.board_urls")),
 ]

@@ -6,7 +6,10 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-production")
 
 from dashboard.settings import *  # noqa: F403
-from dashboard.settings import BASE_DIR, CHANNEL_LAYERS, DATABASES, REDIS_URL
+from dashboard.settings import BASE_DIR, CHANNEL_LAYERS, DATABASES, REDIS_URL, VAR_DIR
+
+# The file-backed SQLite test database lives in var/, which a fresh clone does not have.
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

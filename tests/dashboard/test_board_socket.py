@@ -194,7 +194,7 @@ async def test_fifty_watchers_cost_one_channel_layer_message(socket_for, viewer,
                                                              monkeypatch):
     from channels.layers import get_channel_layer
 
-    from dashboard.hub import HUB_GROUP
+    from dashboard.subscription import HUB_GROUP
 
     run = await sync_to_async(make_run)(RunState.RUNNING)
     sockets = [await socket_for(viewer) for _ in range(50)]

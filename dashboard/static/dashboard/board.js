@@ -1,0 +1,535 @@
+// Runboard's live board: one ES module, no build step.
+//
+// The page arrives rendered with an embedded snapshot; this module keeps it live over
+// `ws/board/` (protocol in dashboard/consumers.py). Rules it keeps:
+// - a delta applies only when its version is newer than the card shown (duplicates and
+//   reordering are harmless); counts are the server's exact totals;
+// - DOM work is batched into one animation frame, whatever the rate of frames;
+// - every string from the server goes through textContent, never innerHTML;
+// - labels, colours, phases and which actions a state allows come from the server.
+
+const page = document.getElementById("board-page");
+const boardEl = document.getElementById("board");
+const toastsEl = document.getElementById("toasts");
+const connectionEl = document.getElementById("connection");
+const lastUpdateEl = document.getElementById("last-update");
+const totalEl = document.getElementById("board-total");
+const filterForm = document.getElementById("board-filters");
+
+const MAX_BACKOFF_MS = 30000;
+const OFFLINE_AFTER_ATTEMPTS = 6;
+const MAX_REMEMBERED_VERSIONS = 20000;
+
+const model = {
+  columns: new Map(), // state -> {meta, count, cards: Map(id -> run)}
+  where: new Map(), // run id -> state of the column showing it
+  versions: new Map(), // run id -> newest version applied
+  actions: {},
+  permitted: new Set(),
+  limit: 50,
+  filter: { queue: "", name: "" },
+};
+const dirty = new Set();
+const flashed = new Set();
+let frameRequested = false;
+let lastUpdate = null;
+
+// -- small helpers ------------------------------------------------------------------------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function csrfToken() {
+  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return input ? input.value : "";
+}
+
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${m % 60}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+function clock(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function newestFirst(a, b) {
+  if (a.state_changed_at === b.state_changed_at) return a.id < b.id ? 1 : -1;
+  return a.state_changed_at < b.state_changed_at ? 1 : -1;
+}
+
+function remember(id, version) {
+  model.versions.delete(id);
+  model.versions.set(id, version);
+  if (model.versions.size > MAX_REMEMBERED_VERSIONS) {
+    model.versions.delete(model.versions.keys().next().value);
+  }
+}
+
+function runListUrl(state) {
+  const params = new URLSearchParams({ state });
+  if (model.filter.queue) params.set("queue", model.filter.queue);
+  if (model.filter.name) params.set("name", model.filter.name);
+  return `${page.dataset.runList}?${params}`;
+}
+
+// -- the model ----------------------------------------------------------------------------
+
+function applySnapshot(snapshot) {
+  model.actions = snapshot.actions;
+  model.permitted = new Set(snapshot.permitted_actions);
+  model.limit = snapshot.limit;
+  model.filter = snapshot.filter;
+  model.columns.clear();
+  model.where.clear();
+  model.versions.clear();
+  for (const column of snapshot.columns) {
+    const cards = new Map();
+    for (const run of column.cards) {
+      cards.set(run.id, run);
+      model.where.set(run.id, column.state);
+      remember(run.id, run.version);
+    }
+    model.columns.set(column.state, { meta: column, count: column.count, cards });
+    dirty.add(column.state);
+  }
+  schedule();
+}
+
+function applyEvent(event) {
+  if (event.version <= (model.versions.get(event.id) || 0)) return; // stale or duplicate
+  remember(event.id, event.version);
+  const run = event.run;
+  const shownIn = model.where.get(event.id);
+  if (shownIn) {
+    model.columns.get(shownIn).cards.delete(event.id);
+    model.where.delete(event.id);
+    dirty.add(shownIn);
+  }
+  const column = model.columns.get(run.state);
+  if (!column) return;
+  column.cards.set(run.id, run);
+  model.where.set(run.id, run.state);
+  dirty.add(run.state);
+  flashed.add(run.id);
+  if (column.cards.size > model.limit) {
+    const keep = [...column.cards.values()].sort(newestFirst).slice(0, model.limit);
+    const kept = new Set(keep.map((r) => r.id));
+    for (const id of column.cards.keys()) {
+      if (!kept.has(id)) {
+        column.cards.delete(id);
+        model.where.delete(id);
+      }
+    }
+  }
+}
+
+function applyDeltas(frame) {
+  for (const event of frame.deltas) applyEvent(event);
+  for (const [state, count] of Object.entries(frame.counts || {})) {
+    const column = model.columns.get(state);
+    if (column && column.count !== count) {
+      column.count = count;
+      dirty.add(state);
+    }
+  }
+  schedule();
+}
+
+// -- rendering (once per animation frame) ---------------------------------------------------
+
+function schedule() {
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(render);
+  }
+}
+
+function render() {
+  frameRequested = false;
+  for (const state of dirty) renderColumn(state);
+  dirty.clear();
+  flashed.clear();
+  let total = 0;
+  for (const column of model.columns.values()) total += column.count;
+  totalEl.textContent = `${total.toLocaleString()} total`;
+  tick();
+}
+
+function renderColumn(state) {
+  const column = model.columns.get(state);
+  const section = boardEl.querySelector(`.column[data-state="${CSS.escape(state)}"]`);
+  if (!column || !section) return;
+  section.querySelector("[data-count]").textContent = column.count.toLocaleString();
+  const showAll = section.querySelector(".show-all");
+  showAll.textContent = `Show all ${column.count.toLocaleString()}`;
+  showAll.href = runListUrl(state);
+  const list = section.querySelector("[data-cards]");
+  const runs = [...column.cards.values()].sort(newestFirst);
+  const existing = new Map();
+  for (const node of [...list.children]) {
+    if (node.dataset.id && column.cards.has(node.dataset.id)) existing.set(node.dataset.id, node);
+    else node.remove();
+  }
+  runs.forEach((run, index) => {
+    let node = existing.get(run.id);
+    if (!node || node.dataset.version !== String(run.version) || node.dataset.state !== state) {
+      const fresh = renderCard(run, column.meta);
+      if (flashed.has(run.id)) fresh.classList.add("flash");
+      if (node) node.replaceWith(fresh);
+      node = fresh;
+    }
+    if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
+  });
+  if (runs.length === 0) list.append(el("li", "empty", "No runs"));
+}
+
+function renderCard(run, column) {
+  const card = el("li", "card");
+  card.dataset.id = run.id;
+  card.dataset.version = String(run.version);
+  card.dataset.state = column.state;
+
+  const top = el("div", "card-top");
+  const name = el("a", "card-name", run.name);
+  name.title = run.name;
+  name.href = `/runs/${encodeURIComponent(run.id)}/`;
+  top.append(name, el("span", "short-id", run.short_id));
+  card.append(top);
+
+  const meta = el("div", "card-meta");
+  meta.append(el("span", "chip", run.queue));
+  meta.append(el("span", "attempt", `attempt ${run.attempts}/${run.max_attempts}`));
+  if (run.priority) meta.append(el("span", "chip priority", `p${run.priority}`));
+  card.append(meta);
+
+  const since = el("div", "card-line muted");
+  since.append(`${column.label} for `);
+  const sinceTime = el("time", "tick");
+  sinceTime.dataset.since = run.state_changed_at;
+  sinceTime.dateTime = run.state_changed_at;
+  since.append(sinceTime);
+  card.append(since);
+
+  if (run.scheduled_at && Date.parse(run.scheduled_at) > Date.now()) {
+    card.append(countdown("starts in ", run.scheduled_at, "due now"));
+  }
+  if (run.progress !== null && run.progress !== undefined && run.lease_owner) {
+    const bar = el("div", "progress");
+    bar.title = `${run.progress}%`;
+    const fill = el("span");
+    fill.style.width = `${Math.max(0, Math.min(100, run.progress))}%`;
+    bar.append(fill, el("em", "progress-label", `${run.progress}%`));
+    card.append(bar);
+  }
+  if (run.lease_owner) card.append(leaseLine(run));
+  if (run.next_attempt_at) card.append(countdown("retry in ", run.next_attempt_at, "retrying now"));
+  if (run.suspend_reason) {
+    const note = el("div", "card-line note", run.suspend_reason);
+    if (run.suspended_by) note.title = `Suspended by ${run.suspended_by}`;
+    card.append(note);
+  }
+  const meters = budgetMeters(run);
+  if (meters) card.append(meters);
+  if (column.shows_error && run.error_summary) {
+    const error = el("div", "card-line error-line", run.error_summary);
+    error.title = run.error_summary;
+    card.append(error);
+  }
+  const buttons = column.actions.filter((name) => model.permitted.has(name));
+  if (buttons.length) card.append(actionForms(run, buttons));
+  return card;
+}
+
+function countdown(prefix, until, overdue) {
+  const line = el("div", "card-line countdown");
+  line.append(prefix);
+  const time = el("time", "tick");
+  time.dataset.until = until;
+  time.dataset.overdue = overdue;
+  time.dateTime = until;
+  line.append(time);
+  return line;
+}
+
+function leaseLine(run) {
+  const line = el("div", "card-line lease");
+  line.append(el("span", "owner", `on ${run.lease_owner}`));
+  if (run.heartbeat_at) {
+    const beat = el("time", "tick heartbeat");
+    beat.dataset.ago = run.heartbeat_at;
+    beat.title = "Last heartbeat";
+    line.append(beat);
+  }
+  if (run.lease_expires_at) {
+    const left = el("time", "tick lease-left");
+    left.dataset.lease = run.lease_expires_at;
+    left.dataset.leaseFrom = run.heartbeat_at || run.started_at || run.state_changed_at;
+    left.title = "Time left on the lease";
+    line.append(left);
+    line.append(el("span", "badge stale hidden", "stale"));
+  }
+  return line;
+}
+
+function budgetMeters(run) {
+  const budget = run.budget || {};
+  const dimensions = Object.keys(budget);
+  if (!dimensions.length) return null;
+  const box = el("div", "budgets");
+  for (const dimension of dimensions.sort()) {
+    const limit = Number(budget[dimension]) || 0;
+    const used = Number((run.consumed || {})[dimension]) || 0;
+    const share = limit > 0 ? Math.min(1, used / limit) : 1;
+    const meter = el("div", "budget");
+    meter.title = `${dimension}: ${used.toLocaleString()} of ${limit.toLocaleString()}`;
+    meter.append(el("span", "budget-name", dimension));
+    const bar = el("span", share >= 1 ? "budget-bar over" : share >= 0.8 ? "budget-bar warn" : "budget-bar");
+    const fill = el("span");
+    fill.style.width = `${Math.round(share * 100)}%`;
+    bar.append(fill);
+    meter.append(bar, el("span", "budget-value", `${used.toLocaleString()}/${limit.toLocaleString()}`));
+    box.append(meter);
+  }
+  return box;
+}
+
+function actionForms(run, names) {
+  const box = el("div", "card-actions");
+  for (const name of names) {
+    const form = el("form", "card-action");
+    form.method = "post";
+    form.action = `/runs/${encodeURIComponent(run.id)}/actions/${encodeURIComponent(name)}/`;
+    const token = el("input");
+    token.type = "hidden";
+    token.name = "csrfmiddlewaretoken";
+    token.value = csrfToken();
+    const next = el("input");
+    next.type = "hidden";
+    next.name = "next";
+    next.value = location.pathname + location.search;
+    const button = el("button", `button small ${name}`, model.actions[name]?.label || name);
+    button.type = "submit";
+    form.append(token, next, button);
+    box.append(form);
+  }
+  return box;
+}
+
+// -- ticking clocks -------------------------------------------------------------------------
+
+function tick() {
+  const now = Date.now();
+  for (const node of boardEl.querySelectorAll("time.tick")) {
+    const data = node.dataset;
+    if (data.since) node.textContent = duration(now - Date.parse(data.since));
+    else if (data.until) {
+      const left = Date.parse(data.until) - now;
+      node.textContent = left > 0 ? duration(left) : "";
+      node.parentElement.classList.toggle("overdue", left <= 0);
+      if (left <= 0) node.textContent = data.overdue;
+    } else if (data.ago) node.textContent = `♥ ${duration(now - Date.parse(data.ago))} ago`;
+    else if (data.lease) {
+      const expires = Date.parse(data.lease);
+      const left = expires - now;
+      const span = Math.max(1000, expires - Date.parse(data.leaseFrom || data.lease));
+      node.textContent = left > 0 ? `lease ${duration(left)}` : "lease lapsed";
+      const stale = left < Math.max(5000, span * 0.25);
+      const badge = node.parentElement.querySelector(".badge.stale");
+      if (badge) {
+        badge.classList.toggle("hidden", !stale);
+        badge.textContent = left > 0 ? "stale" : "lapsed";
+      }
+      node.closest(".card")?.classList.toggle("is-stale", stale);
+    }
+  }
+  if (lastUpdate) {
+    lastUpdateEl.textContent = `Updated ${clock(lastUpdate)} · ${duration(now - lastUpdate)} ago`;
+  }
+}
+
+// -- the socket -----------------------------------------------------------------------------
+
+let socket = null;
+let attempts = 0;
+let everOpened = false;
+let reconnectTimer = null;
+let reconnectAt = 0;
+let status = "connecting";
+
+function setStatus(next) {
+  status = next;
+  connectionEl.dataset.status = next;
+  const label = connectionEl.querySelector(".connection-label");
+  if (next === "live") label.textContent = "Live";
+  else if (next === "connecting") label.textContent = "Connecting…";
+  else {
+    const wait = Math.max(0, reconnectAt - Date.now());
+    const prefix = next === "offline" ? "Offline · retrying" : "Reconnecting";
+    label.textContent = wait > 900 ? `${prefix} in ${duration(wait)}` : `${prefix}…`;
+  }
+}
+
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const params = new URLSearchParams();
+  if (model.filter.queue) params.set("queue", model.filter.queue);
+  if (model.filter.name) params.set("name", model.filter.name);
+  const query = params.toString();
+  return `${scheme}//${location.host}${page.dataset.socketPath}${query ? `?${query}` : ""}`;
+}
+
+function connect() {
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  setStatus(everOpened ? "reconnecting" : "connecting");
+  const current = new WebSocket(socketUrl());
+  socket = current;
+  current.addEventListener("open", () => {
+    if (socket !== current) return;
+    const reconnected = everOpened;
+    everOpened = true;
+    attempts = 0;
+    setStatus("live");
+    // After any reconnect, what we show may have missed changes: ask for a fresh snapshot.
+    if (reconnected) current.send(JSON.stringify({ type: "resync" }));
+  });
+  current.addEventListener("message", (message) => {
+    if (socket !== current) return;
+    let frame;
+    try {
+      frame = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    lastUpdate = new Date();
+    if (frame.type === "snapshot" && frame.view === "board") applySnapshot(frame);
+    else if (frame.type === "deltas") applyDeltas(frame);
+    else if (frame.type === "error") console.warn("board socket:", frame.code, frame.message);
+    schedule();
+  });
+  current.addEventListener("close", (event) => {
+    if (socket !== current) return; // replaced on purpose (filter change)
+    socket = null;
+    if (event.code === 4401) {
+      location.assign(`/login/?next=${encodeURIComponent(location.pathname + location.search)}`);
+      return;
+    }
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  attempts += 1;
+  const ceiling = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (attempts - 1));
+  const delay = ceiling / 2 + Math.random() * (ceiling / 2); // exponential, with jitter
+  reconnectAt = Date.now() + delay;
+  reconnectTimer = setTimeout(connect, delay);
+  setStatus(!navigator.onLine || attempts >= OFFLINE_AFTER_ATTEMPTS ? "offline" : "reconnecting");
+}
+
+function reconnectNow() {
+  if (socket) {
+    const old = socket;
+    socket = null; // its close event is ours, not a failure
+    old.close(1000, "filter changed");
+  }
+  connect();
+}
+
+window.addEventListener("online", () => {
+  if (!socket) reconnectNow();
+});
+window.addEventListener("offline", () => {
+  if (!socket) setStatus("offline");
+});
+
+// -- filter bar -----------------------------------------------------------------------------
+
+let filterTimer = null;
+
+function applyFilterFromForm() {
+  const data = new FormData(filterForm);
+  const queue = String(data.get("queue") || "").trim();
+  const name = String(data.get("name") || "").trim();
+  if (queue === model.filter.queue && name === model.filter.name) return;
+  model.filter = { queue, name };
+  const params = new URLSearchParams();
+  if (queue) params.set("queue", queue);
+  if (name) params.set("name", name);
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}`);
+  filterForm.querySelector(".clear-filter").classList.toggle("hidden", !query);
+  reconnectNow(); // the new socket's snapshot redraws the board for this filter
+}
+
+filterForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  applyFilterFromForm();
+});
+filterForm.addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(applyFilterFromForm, 350);
+});
+filterForm.querySelector(".clear-filter").addEventListener("click", (event) => {
+  event.preventDefault();
+  filterForm.reset();
+  for (const input of filterForm.querySelectorAll("input[type=text], input[type=search]")) {
+    input.value = "";
+  }
+  applyFilterFromForm();
+});
+
+// -- actions --------------------------------------------------------------------------------
+
+function toast(kind, text) {
+  const node = el("div", `toast ${kind}`, text);
+  node.setAttribute("role", kind === "error" ? "alert" : "status");
+  toastsEl.append(node);
+  setTimeout(() => node.classList.add("leaving"), 4500);
+  setTimeout(() => node.remove(), 5000);
+}
+
+boardEl.addEventListener("submit", async (event) => {
+  const form = event.target.closest("form.card-action");
+  if (!form) return;
+  event.preventDefault();
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-Requested-With": "fetch", "X-CSRFToken": csrfToken() },
+    });
+    const answer = await response.json().catch(() => ({ ok: false, message: response.statusText }));
+    if (answer.ok) toast("success", answer.message);
+    else {
+      const now = answer.current_state ? ` (it is ${answer.current_state.replace("_", " ")})` : "";
+      toast("error", `${answer.message || "That did not work"}${now}`);
+    }
+  } catch {
+    toast("error", "Network error: the action may not have reached the server");
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// -- start ----------------------------------------------------------------------------------
+
+applySnapshot(JSON.parse(document.getElementById("board-snapshot").textContent));
+setInterval(tick, 1000);
+setInterval(() => {
+  if (status !== "live") setStatus(status);
+}, 1000);
+connect();
