@@ -20,9 +20,10 @@ venv:
 		$(PY) -m pip install --quiet --upgrade pip && \
 		$(PY) -m pip install --quiet -e '.[dev]'; }
 
+# The live demo: daphne + clock on 127.0.0.1:8000, a submitter, simulated executors and an
+# operator, all through the HTTP API. DEMO_RATE (runs/s) and DEMO_EXECUTORS tune it.
 run: venv
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	DEBUG=1 $(PY) manage.py demo
 
 # The whole suite twice: on the embedded default (SQLite + in-memory channel layer), then on
 # the scale-out path (PostgreSQL + Redis). Outside CI the second pass is skipped, with a

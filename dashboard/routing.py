@@ -1,3 +1,9 @@
-"""Websocket routes (filled by the board)."""
+"""Websocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import BoardConsumer
+
+websocket_urlpatterns = [
+    path("ws/board/", BoardConsumer.as_asgi()),
+]

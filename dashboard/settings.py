@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from its own static files (no CDN)
     "runs",
     "dashboard",
 ]
@@ -80,6 +81,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'runboard.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock at BEGIN, so a write never upgrades a read lock mid-transaction
         # (the usual source of "database is locked"); WAL lets readers run beside the writer.
@@ -154,4 +156,6 @@ LOGGING = {
 RUNBOARD = {
     # Cards per board column (newest first); the rest is one click away in the run list.
     "BOARD_COLUMN_LIMIT": int(os.environ.get("BOARD_COLUMN_LIMIT", "50")),
+    # Largest request body the HTTP API accepts (413 above it), checked before parsing.
+    "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
 }

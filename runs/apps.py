@@ -6,3 +6,7 @@ class RunsConfig(AppConfig):
 
     name = "runs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # runs/admin.py belongs to the run pages; the executor tokens' admin is its own module.
+        from . import admin_tokens  # noqa: F401

@@ -440,3 +440,6 @@ class Transition(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")
+
+# Executor tokens live in their own module; importing them here registers the model with the app.
+from .tokens import ExecutorToken  # noqa: E402,F401

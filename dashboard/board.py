@@ -1,0 +1,101 @@
+"""What the board shows, built once for the page (first paint) and for websocket snapshots.
+
+The client never restates the lifecycle: labels, colours, phases, which actions each state
+allows and which actions this user holds all travel in the snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from runs import selectors
+from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
+from runs.selectors import BoardFilter
+from runs.states import PHASES, RunState
+
+# Presentation only: one hue per state, grouped by phase.
+STATE_COLOURS: dict[str, str] = {
+    RunState.SCHEDULED: "#8b9bb4",
+    RunState.READY: "#5aa9ff",
+    RunState.LEASED: "#b48cff",
+    RunState.RUNNING: "#3ddc97",
+    RunState.RETRY_WAIT: "#ffb547",
+    RunState.SUSPENDED: "#f5d04c",
+    RunState.COMPLETED: "#2fbf71",
+    RunState.FAILED: "#ff5c6c",
+    RunState.CANCELED: "#8a8f98",
+}
+
+PHASE_OF: dict[str, str] = {str(state): phase for phase, states in PHASES for state in states}
+
+
+def column_limit() -> int:
+    return int(settings.RUNBOARD.get("BOARD_COLUMN_LIMIT", 50))
+
+
+def _action_catalogue() -> dict[str, dict[str, Any]]:
+    return {name: {"label": action.label, "past_tense": action.past_tense,
+                   "needs_reason": action.needs_reason}
+            for name, action in ACTIONS.items()}
+
+
+def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, int],
+                   cards: dict[str, list[dict[str, Any]]], limit: int) -> dict[str, Any]:
+    """The board's `snapshot` frame (also embedded in the page for the first paint)."""
+    return {
+        "type": "snapshot",
+        "view": "board",
+        "at": timezone.now().isoformat(),
+        "filter": board_filter.as_dict(),
+        "limit": limit,
+        "phases": [{"label": phase, "states": [str(s) for s in states]}
+                   for phase, states in PHASES],
+        "columns": [
+            {
+                "state": str(state),
+                "label": state.label,
+                "colour": STATE_COLOURS[state],
+                "phase": PHASE_OF[str(state)],
+                "terminal": state.is_terminal,
+                "count": counts.get(str(state), 0),
+                "actions": ACTIONS_BY_STATE[str(state)],
+                "cards": cards.get(str(state), []),
+            }
+            for state in RunState
+        ],
+        "actions": _action_catalogue(),
+        "permitted_actions": permitted_actions(user),
+    }
+
+
+def read_board(board_filter: BoardFilter, *, user: Any) -> dict[str, Any]:
+    """Page first paint: counts and cards from the database (bounded, indexed queries)."""
+    limit = column_limit()
+    return board_snapshot(board_filter, user=user, counts=selectors.state_counts(board_filter),
+                          cards=selectors.newest_cards(board_filter, limit=limit), limit=limit)
+
+
+def read_run(run_id: str, *, user: Any) -> dict[str, Any] | None:
+    """One run's `snapshot` frame (the run page), or None when there is no such run."""
+    found = selectors.run_with_transitions(run_id)
+    if found is None:
+        return None
+    run, transitions, truncated = found
+    return {
+        "type": "snapshot",
+        "view": "run",
+        "at": timezone.now().isoformat(),
+        "run": run,
+        "label": RunState(run["state"]).label,
+        "colour": STATE_COLOURS[RunState(run["state"])],
+        "transitions": transitions,
+        "transitions_truncated": truncated,
+        "states": {str(s): {"label": s.label, "colour": STATE_COLOURS[s],
+                            "phase": PHASE_OF[str(s)], "terminal": s.is_terminal,
+                            "actions": ACTIONS_BY_STATE[str(s)]} for s in RunState},
+        "actions": _action_catalogue(),
+        "permitted_actions": permitted_actions(user),
+    }

@@ -1,0 +1,253 @@
+"""The board websocket through the real ASGI stack (origin check, session auth, routing)."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from dashboard.consumers import CLOSE_LOGIN_REQUIRED
+from dashboard.hub import get_hub
+from runs import services
+from runs.models import Run
+from runs.states import RunState
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+TIMEOUT = 5
+
+
+async def receive(socket, kind: str) -> dict:
+    frame = await socket.receive_json_from(timeout=TIMEOUT)
+    assert frame["type"] == kind, frame
+    return frame
+
+
+def column(snapshot: dict, state: str) -> dict:
+    return next(c for c in snapshot["columns"] if c["state"] == state)
+
+
+async def test_anonymous_socket_is_closed_with_login_required(socket_for):
+    socket = await socket_for(None)
+    assert (await socket.receive_output(timeout=TIMEOUT)) == {
+        "type": "websocket.close", "code": CLOSE_LOGIN_REQUIRED}
+
+
+async def test_foreign_origin_is_refused(socket_for, viewer):
+    socket = await socket_for(viewer, origin=b"http://evil.example")
+    assert socket.connected is False
+
+
+async def test_snapshot_on_connect_has_columns_counts_cards_and_actions(
+        socket_for, operator, make_run):
+    run = await sync_to_async(make_run)(RunState.RUNNING, name="etl")
+    await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(operator)
+    snapshot = await receive(socket, "snapshot")
+    assert [c["state"] for c in snapshot["columns"]] == [s.value for s in RunState]
+    running = column(snapshot, "running")
+    assert running["count"] == 1 and running["cards"][0]["id"] == str(run.pk)
+    assert running["phase"] == "In flight" and running["label"] == "Running"
+    assert running["actions"] == ["cancel", "suspend"]
+    assert column(snapshot, "ready")["count"] == 1
+    assert sorted(snapshot["permitted_actions"]) == sorted(snapshot["actions"])
+    await socket.disconnect()
+
+
+async def test_a_committed_transition_arrives_as_a_delta_with_counts(
+        socket_for, viewer, make_run):
+    run = await sync_to_async(make_run)(RunState.RUNNING)
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    await sync_to_async(services.cancel)(run.pk, actor="alice", reason="dup")
+    frame = await receive(socket, "deltas")
+    (event,) = frame["deltas"]
+    assert (event["id"], event["from"], event["to"]) == (str(run.pk), "running", "canceled")
+    assert event["version"] == 2 and event["run"]["state"] == "canceled"
+    assert frame["counts"]["running"] == 0 and frame["counts"]["canceled"] == 1
+    await socket.disconnect()
+
+
+async def test_a_rolled_back_transition_sends_nothing(socket_for, viewer, make_run):
+    doomed = await sync_to_async(make_run)(RunState.RUNNING)
+    other = await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+
+    def cancel_then_roll_back() -> None:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Run.objects.get(pk=doomed.pk).transition_to(RunState.CANCELED, actor="x")
+            raise RuntimeError("roll back")
+
+    await sync_to_async(cancel_then_roll_back)()
+    await sync_to_async(services.cancel)(other.pk, actor="x")
+    frame = await receive(socket, "deltas")  # the next frame is the committed one only
+    assert [e["id"] for e in frame["deltas"]] == [str(other.pk)]
+    assert frame["counts"]["running"] == 1 and frame["counts"]["canceled"] == 1
+    await socket.disconnect()
+
+
+async def test_the_filter_is_honoured_in_snapshot_deltas_and_counts(socket_for, viewer, make_run):
+    billing = await sync_to_async(make_run)(RunState.RUNNING, queue="billing", name="invoice")
+    other = await sync_to_async(make_run)(RunState.RUNNING, queue="default", name="invoice")
+    socket = await socket_for(viewer, "?queue=billing&name=VOIC")
+    snapshot = await receive(socket, "snapshot")
+    assert snapshot["filter"] == {"queue": "billing", "name": "VOIC"}
+    assert [c["id"] for c in column(snapshot, "running")["cards"]] == [str(billing.pk)]
+    assert column(snapshot, "running")["count"] == 1
+    await sync_to_async(services.cancel)(other.pk, actor="x")
+    await sync_to_async(services.cancel)(billing.pk, actor="x")
+    frame = await receive(socket, "deltas")
+    assert [e["id"] for e in frame["deltas"]] == [str(billing.pk)]
+    assert frame["counts"]["canceled"] == 1 and frame["counts"]["running"] == 0
+    await socket.disconnect()
+
+
+async def test_duplicate_and_out_of_order_events_are_harmless(socket_for, viewer, make_run):
+    first = await sync_to_async(make_run)(RunState.RUNNING)
+    second = await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    await sync_to_async(services.cancel)(first.pk, actor="x")
+    newest = (await receive(socket, "deltas"))["deltas"][0]
+    hub = get_hub()
+    hub.deliver(newest)  # the same message again
+    stale = {**newest, "version": 1, "from": "running", "to": "running", "kind": "update",
+             "run": {**newest["run"], "version": 1, "state": "running"}}
+    hub.deliver(stale)  # an older version arriving late never brings the card back
+    await sync_to_async(services.cancel)(second.pk, actor="x")
+    frames = [await receive(socket, "deltas")]
+    while not any(e["id"] == str(second.pk) for e in frames[-1]["deltas"]):
+        frames.append(await receive(socket, "deltas"))
+    assert all(e["id"] != str(first.pk) for frame in frames for e in frame["deltas"])
+    counts = frames[-1]["counts"]  # counted once despite the duplicate
+    assert (counts["running"], counts["ready"], counts["canceled"]) == (0, 0, 2)
+    await socket.disconnect()
+
+
+async def test_malformed_and_unknown_messages_get_error_frames_and_the_socket_lives(
+        socket_for, viewer):
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    for text, code in (("{", "invalid_json"), ("[1, 2]", "invalid_message"),
+                       ('{"type": 3}', "invalid_message"),
+                       ('{"type": "drop_tables"}', "unknown_type"),
+                       ("x" * 10_000, "invalid_message")):
+        await socket.send_to(text_data=text)
+        error = await receive(socket, "error")
+        assert error["code"] == code
+    await socket.send_to(bytes_data=b"\x00\x01")
+    assert (await receive(socket, "error"))["code"] == "invalid_message"
+    await socket.send_json_to({"type": "resync"})
+    await receive(socket, "snapshot")
+    await socket.send_json_to({"type": "ping"})
+    await receive(socket, "pong")
+    await socket.disconnect()
+
+
+async def test_resync_after_logout_closes_the_socket(socket_for, viewer):
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    from django.contrib.sessions.models import Session
+    await sync_to_async(Session.objects.all().delete)()
+    await socket.send_json_to({"type": "resync"})
+    assert (await socket.receive_output(timeout=TIMEOUT))["code"] == CLOSE_LOGIN_REQUIRED
+
+
+async def test_resync_reflects_permissions_lost_meanwhile(socket_for, operator):
+    socket = await socket_for(operator)
+    assert (await receive(socket, "snapshot"))["permitted_actions"]
+
+    def demote() -> None:
+        User.objects.get(pk=operator.pk).groups.clear()
+
+    await sync_to_async(demote)()
+    await socket.send_json_to({"type": "resync"})
+    assert (await receive(socket, "snapshot"))["permitted_actions"] == []
+    await socket.disconnect()
+
+
+async def test_a_run_socket_gets_its_run_and_transitions_and_only_its_deltas(
+        socket_for, viewer, make_run):
+    mine = await sync_to_async(services.submit)(name="etl")
+    other = await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(viewer, f"?run={mine.pk}")
+    snapshot = await receive(socket, "snapshot")
+    assert snapshot["view"] == "run" and snapshot["run"]["id"] == str(mine.pk)
+    assert [(t["from"], t["to"]) for t in snapshot["transitions"]] == [(None, "ready")]
+    await sync_to_async(services.cancel)(other.pk, actor="x")
+    await sync_to_async(services.cancel)(mine.pk, actor="x")
+    frame = await receive(socket, "deltas")
+    assert [e["id"] for e in frame["deltas"]] == [str(mine.pk)]
+    await socket.disconnect()
+
+
+async def test_a_bad_run_id_or_unknown_run_closes_the_socket(socket_for, viewer):
+    socket = await socket_for(viewer, "?run=not-a-uuid")
+    assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4400
+    socket = await socket_for(viewer, "?run=00000000-0000-7000-8000-000000000000")
+    assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4404
+
+
+async def test_fifty_watchers_cost_one_channel_layer_message(socket_for, viewer, make_run,
+                                                             monkeypatch):
+    from channels.layers import get_channel_layer
+
+    from dashboard.hub import HUB_GROUP
+
+    run = await sync_to_async(make_run)(RunState.RUNNING)
+    sockets = [await socket_for(viewer) for _ in range(50)]
+    for socket in sockets:
+        await receive(socket, "snapshot")
+    layer = get_channel_layer()
+    group_sends = []
+    real_group_send = layer.group_send
+
+    async def counting_group_send(group, message):
+        group_sends.append(group)
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counting_group_send)
+    hub = get_hub()
+    before = dict(hub.stats)
+    await sync_to_async(services.cancel)(run.pk, actor="x")
+    for socket in sockets:
+        frame = await receive(socket, "deltas")
+        assert frame["deltas"][0]["id"] == str(run.pk)
+    assert group_sends == [HUB_GROUP]
+    assert hub.stats["messages"] - before["messages"] == 1
+    assert hub.stats["frames"] - before["frames"] == 50
+    if hasattr(layer, "groups"):  # in-memory layer: one member for this whole process
+        assert len(layer.groups[HUB_GROUP]) == 1
+    for socket in sockets:
+        await socket.disconnect()
+    assert not hub.active  # the last watcher gone, the subscription is dropped
+
+
+async def test_a_recount_heals_drifted_counts(socket_for, viewer, make_run):
+    await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    hub = get_hub()
+    (stream,) = hub.streams.values()
+    stream.counts["ready"] = 42  # as if a message had been lost
+    assert await hub.recount(stream, quiet=0)
+    frame = await receive(socket, "deltas")
+    assert frame["deltas"] == [] and frame["counts"]["ready"] == 1
+    await socket.disconnect()
+
+
+@pytest.mark.redis
+async def test_an_idle_socket_on_redis_still_gets_the_next_delta(socket_for, viewer, make_run):
+    run = await sync_to_async(make_run)(RunState.RUNNING)
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    # Longer than redis-py 8's default 5 s socket_timeout, twice over: nothing may arrive
+    # meanwhile (no close frame either).
+    assert await socket.receive_nothing(timeout=11, interval=0.2)
+    await sync_to_async(services.cancel)(run.pk, actor="x")
+    frame = await receive(socket, "deltas")
+    assert frame["deltas"][0]["to"] == "canceled"
+    await socket.disconnect()
+
