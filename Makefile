@@ -4,20 +4,21 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/runboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export TEST_POSTGRES_URL TEST_REDIS_URL
 
 .PHONY: run test test-sqlite test-postgres lint venv clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
-
-venv: $(STAMP)
+# Create .venv if missing; install only when pyproject.toml asks for something it lacks (so a
+# ready environment, even a shared one, is never reinstalled and needs no network).
+venv:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) .ci/requirements_met.py >/dev/null 2>&1 || { \
+		echo "== installing dependencies into $(VENV) =="; \
+		$(PY) .ci/requirements_met.py; \
+		$(PY) -m pip install --quiet --upgrade pip && \
+		$(PY) -m pip install --quiet -e '.[dev]'; }
 
 # The live demo: daphne + clock on 127.0.0.1:8000, a submitter, simulated executors and an
 # operator, all through the HTTP API. DEMO_RATE (runs/s) and DEMO_EXECUTORS tune it.
@@ -33,7 +34,7 @@ test-sqlite: venv
 	$(PY) -m pytest -m "not postgres and not redis"
 
 test-postgres: venv
-	@if [ -n "$$CI" ] || $(PY) -m tests.backends postgres redis; then \
+	@if [ "$${CI:-}" = true ] || [ "$${CI:-}" = 1 ] || $(PY) -m tests.backends postgres redis; then \
 		echo "== PostgreSQL + Redis pass =="; \
 		DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) \
 			$(PY) -m pytest -m "not sqlite_only and not browser"; \

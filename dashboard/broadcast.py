@@ -5,11 +5,16 @@ of the group, and fans the event out to its own sockets (see `dashboard.hub`). T
 runs inside whatever thread committed the transition:
 
 - a sync thread (a view run by `sync_to_async`, the clock, a management command, a test): the
-  send is handed to an event loop with `run_coroutine_threadsafe` and awaited with a timeout —
-  the loop of this process's running hub when there is one (the in-memory layer's queues
-  belong to it), otherwise one long-lived background loop, so a process never builds a loop
-  and a Redis pool per event as `async_to_sync` would (with the in-memory layer and no hub
-  nobody could hear it: nothing is sent);
+  send is handed to an event loop with `run_coroutine_threadsafe` — the loop of this process's
+  running hub when there is one (the in-memory layer's queues belong to it), otherwise one
+  long-lived background loop, so a process never builds a loop and a Redis pool per event as
+  `async_to_sync` would (with the in-memory layer and no hub nobody could hear it: nothing is
+  sent). The writer does not wait for the send: its transaction has committed, and a writer
+  must never queue behind a Redis round trip or a busy hub's fan-out (waiting cost 10-25 % of
+  write throughput in benchmarks/transitions.py). Sends may therefore reach the layer out of
+  order; the hub keeps the newest version per run and counts by from → to, so order does not
+  matter. At most `MAX_IN_FLIGHT` sends wait at once; past that an event is dropped and
+  logged, and boards heal on their next recount or resync;
 - code already on an event loop (sync ORM under DJANGO_ALLOW_ASYNC_UNSAFE): it must not block
   that loop, so the send becomes a task on it.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -29,11 +34,13 @@ from .subscription import HUB_GROUP, RUN_CHANGED
 
 logger = logging.getLogger(__name__)
 
-SEND_TIMEOUT_SECONDS = 5.0
+MAX_IN_FLIGHT = 10_000
 
 _background_loop: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
 _pending_tasks: set[asyncio.Task] = set()
+_in_flight = 0
+_in_flight_lock = threading.Lock()
 
 
 def _sender_loop() -> asyncio.AbstractEventLoop:
@@ -76,13 +83,24 @@ def forward(event: dict[str, Any]) -> None:
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
             return  # the in-memory layer reaches only this process, where no hub listens
         loop = _sender_loop()
+    global _in_flight
+    with _in_flight_lock:
+        if _in_flight >= MAX_IN_FLIGHT:
+            logger.error("run_changed broadcast of run %s v%s dropped: %d sends already wait; "
+                         "boards heal on resync", event.get("id"), event.get("version"),
+                         _in_flight)
+            return
+        _in_flight += 1
     future = asyncio.run_coroutine_threadsafe(_group_send(event), loop)
-    try:
-        future.result(timeout=SEND_TIMEOUT_SECONDS)
-    except FutureTimeout:
-        future.cancel()
-        logger.error("run_changed broadcast of run %s v%s timed out; boards heal on resync",
-                     event.get("id"), event.get("version"))
+    future.add_done_callback(_sent)
+
+
+def _sent(future: Future) -> None:
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight -= 1
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("run_changed broadcast failed", exc_info=future.exception())
 
 
 def on_run_changed(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:

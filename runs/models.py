@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from .exceptions import RunNotFound, TransitionConflict, TransitionNotAllowed
 from .ids import uuid7
 from .lifecycle import SuspendedBy, check_changes, plan_transition
 from .states import LEASE_HOLDING_STATES, RunState
+from .writes import compare_and_set, insert_audit
 
 # Written only by transition_to/amend; save() refuses to change them on an existing row.
 LIFECYCLE_FIELDS: tuple[str, ...] = (
@@ -325,16 +326,17 @@ class Run(models.Model):
         # the block ends normally and the conflict is raised after it; callers such as
         # `services.lease` catch it and go on inside their own transaction. That saves two
         # round trips (SAVEPOINT, RELEASE) per move made inside an outer transaction.
-        with transaction.atomic(savepoint=False):
-            updated = Run.objects.filter(pk=self.pk, state=source, version=self.version).update(
-                **values
-            )
-            if updated == 1:
+        alias = self._state.db or router.db_for_write(Run, instance=self)
+        with transaction.atomic(using=alias, savepoint=False):
+            updated = compare_and_set(Run, alias, pk=self.pk, state=source,
+                                      version=self.version, values=values)
+            if updated:
                 target = values.get("state", source)
                 if audited:
-                    Transition.objects.create(
-                        run_id=self.pk, from_state=source, to_state=target, at=now,
-                        actor=actor, reason=reason, attempt=values.get("attempts", self.attempts),
+                    insert_audit(
+                        Transition, alias, run=self.pk, from_state=source, to_state=target,
+                        at=now, actor=actor, reason=reason,
+                        attempt=values.get("attempts", self.attempts),
                     )
                 for name, value in values.items():
                     setattr(self, name, value)
@@ -342,8 +344,8 @@ class Run(models.Model):
                     kind="transition" if audited else "update",
                     source=source, at=now, actor=actor, reason=reason,
                 )
-                transaction.on_commit(partial(announce, event), robust=True)
-        if updated != 1:
+                transaction.on_commit(partial(announce, event), using=alias, robust=True)
+        if not updated:
             raise self._conflict(RunState(values.get("state", source)))
         self._remember_lifecycle()
 

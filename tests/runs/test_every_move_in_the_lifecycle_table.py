@@ -45,6 +45,9 @@ def test_the_table_allows_exactly_seventeen_moves_and_nothing_leaves_a_terminal_
     assert len(ALLOWED) == 17 and len(REFUSED) == 64
     assert all(not ALLOWED_MOVES[state] for state in RunState if state.is_terminal)
     assert all(not can_move(state, state) for state in RunState)
+    assert [state.value for state in RunState if state.is_terminal] == [
+        "completed", "failed", "canceled"]
+    assert RunState.RUNNING.is_terminal is False and RunState.CANCELED.is_terminal is True
 
 
 @pytest.mark.django_db

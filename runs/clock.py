@@ -1,0 +1,57 @@
+"""The clock loop behind `manage.py clock`: `services.tick` on an interval until told to stop.
+
+Several clocks may run at once (every tick step is a batch of compare-and-set moves, and a run
+another clock moved first is skipped), so scale-out deployments simply run one per host.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from django.db import DatabaseError, close_old_connections
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+Tick = Callable[..., Mapping[str, int]]
+
+
+def describe(moved: Mapping[str, int]) -> str:
+    """"promoted=3 retries_due=1", or "nothing due" for an idle tick."""
+    busy = [f"{step}={count}" for step, count in moved.items() if count]
+    return " ".join(busy) if busy else "nothing due"
+
+
+def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
+              tick: Tick = services.tick, now: Callable[[], datetime] | None = None) -> int:
+    """Tick until `stop` is set (or once); return how many ticks ran.
+
+    A tick that filled a step's batch means more is due: the next tick follows at once instead
+    of after `interval`. Between ticks the loop waits on `stop`, so a signal ends it at once. A
+    database error is logged and retried after the interval (the database may be restarting),
+    except with `once`, where it propagates.
+    """
+    ticks = 0
+    while not stop.is_set():
+        try:
+            moved = tick(now=now()) if now else tick()
+        except DatabaseError:
+            if once:
+                raise
+            logger.exception("clock tick failed; retrying in %ss", interval)
+            close_old_connections()
+            stop.wait(interval)
+            continue
+        ticks += 1
+        level = logging.INFO if any(moved.values()) else logging.DEBUG
+        logger.log(level, "clock tick: %s", describe(moved))
+        if once:
+            break
+        if any(count >= services.TICK_BATCH for count in moved.values()):
+            continue  # a full batch: more is due right now
+        stop.wait(interval)
+    return ticks
