@@ -246,10 +246,23 @@ def board_timers(client, user) -> list[tuple[str, Callable[[], object]]]:
         return []
     from django.urls import Resolver404, resolve
 
-    timers = [("board snapshot (read_board)", lambda: read_board(BoardFilter(), user=user))]
+    from dashboard.board import board_snapshot, column_limit
+    from runs.selectors import newest_cards, state_counts
+
+    counts = state_counts(BoardFilter())  # what the hub keeps, updated by events, per process
+
+    def socket_snapshot() -> object:
+        # What the consumer sends on connect: fresh cards, the hub's shared exact counts.
+        limit = column_limit()
+        return board_snapshot(BoardFilter(), user=user, counts=counts,
+                              cards=newest_cards(BoardFilter(), limit=limit), limit=limit)
+
+    timers = [("board snapshot, socket (cards + hub counts)", socket_snapshot),
+              ("board snapshot, cold (cards + counting)",
+               lambda: read_board(BoardFilter(), user=user))]
     try:
         resolve("/")
-        timers.insert(0, ("GET / (board page)", get(client, "/")))
+        timers.insert(0, ("GET / (board page, counts queried)", get(client, "/")))
     except Resolver404:
         print("the board page GET / is not on this branch yet: timing the snapshot only")
     return timers

@@ -16,6 +16,8 @@ from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
 from runs.selectors import BoardFilter
 from runs.states import PHASES, RunState
 
+from .hub import shared_counts
+
 # Presentation only: one hue per state, grouped by phase.
 STATE_COLOURS: dict[str, str] = {
     RunState.SCHEDULED: "#8b9bb4",
@@ -76,9 +78,11 @@ def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, in
 
 
 def read_board(board_filter: BoardFilter, *, user: Any) -> dict[str, Any]:
-    """Page first paint: counts and cards from the database (bounded, indexed queries)."""
+    """Page first paint: cards from the database (bounded, indexed queries); counts from this
+    process's hub when it already keeps them for this filter, else counted once here."""
     limit = column_limit()
-    return board_snapshot(board_filter, user=user, counts=selectors.state_counts(board_filter),
+    counts = shared_counts(board_filter) or selectors.state_counts(board_filter)
+    return board_snapshot(board_filter, user=user, counts=counts,
                           cards=selectors.newest_cards(board_filter, limit=limit), limit=limit)
 
 

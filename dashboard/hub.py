@@ -41,6 +41,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from runs import selectors
+from runs.selectors import BoardFilter
 
 from .streams import Stream, StreamKey, Subscriber, Watcher, apply_move
 from .subscription import Subscription
@@ -323,3 +324,16 @@ def running_hub_loop() -> asyncio.AbstractEventLoop | None:
 def active_hubs() -> list[Hub]:
     return [hub for hub in list(_hubs.values()) if hub.active]
 
+
+
+def shared_counts(board_filter: BoardFilter) -> dict[str, int] | None:
+    """The exact counts a hub of this process already keeps for `board_filter`, or None.
+
+    Lets a page load reuse what the hub maintains for its watchers instead of counting again
+    (called from request threads: a dict lookup and a copy, no query, no await).
+    """
+    for hub in active_hubs():
+        stream = hub.streams.get(("board", board_filter))
+        if stream is not None and stream.counts is not None:
+            return dict(stream.counts)
+    return None

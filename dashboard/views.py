@@ -28,18 +28,12 @@ def board(request: HttpRequest) -> HttpResponse:
     """The live board: first paint rendered here, kept live by board.js over the websocket."""
     board_filter = BoardFilter.from_params(request.GET)
     snapshot = read_board(board_filter, user=request.user)
-    permitted = set(snapshot["permitted_actions"])
-    columns = [
-        {**column, "buttons": [(name, snapshot["actions"][name]["label"])
-                               for name in column["actions"] if name in permitted]}
-        for column in snapshot["columns"]
-    ]
     phases = [{"label": phase["label"],
-               "columns": [c for c in columns if c["state"] in phase["states"]]}
+               "columns": [c for c in snapshot["columns"] if c["state"] in phase["states"]]}
               for phase in snapshot["phases"]]
     return render(request, "dashboard/board.html", {
         "snapshot": snapshot, "phases": phases, "board_filter": board_filter,
-        "total": sum(column["count"] for column in columns),
+        "total": sum(column["count"] for column in snapshot["columns"]),
     })
 
 

@@ -7,6 +7,7 @@ made from a stale instance is a `TransitionConflict`, never a silent overwrite.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -47,6 +48,50 @@ ERROR_SUMMARY_CHARS = 300
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# The columns `live_data_from` reads: what a card shows. Selectors that build many cards fetch
+# exactly these with `.values(*LIVE_FIELDS)` (plus the head of `last_error`), skipping model
+# instances, payload, result and long tracebacks.
+LIVE_FIELDS: tuple[str, ...] = (
+    "id", "name", "queue", "priority", "state", "version", "attempts", "max_attempts",
+    "progress", "lease_owner", "lease_expires_at", "heartbeat_at", "next_attempt_at",
+    "scheduled_at", "state_changed_at", "created_at", "started_at", "finished_at",
+    "suspend_reason", "suspended_by", "budget", "consumed", "rerun_of_id",
+)
+
+
+def live_data_from(values: Mapping[str, Any], *, last_error: str) -> dict[str, Any]:
+    """A run's card data from its `LIVE_FIELDS` values (a model's `__dict__` or a values row)."""
+    error = last_error.strip()
+    rerun_of = values["rerun_of_id"]
+    return {
+        "id": str(values["id"]),
+        "short_id": str(values["id"])[-8:],
+        "name": values["name"],
+        "queue": values["queue"],
+        "priority": values["priority"],
+        "state": str(values["state"]),
+        "version": values["version"],
+        "attempts": values["attempts"],
+        "max_attempts": values["max_attempts"],
+        "progress": values["progress"],
+        "lease_owner": values["lease_owner"],
+        "lease_expires_at": _iso(values["lease_expires_at"]),
+        "heartbeat_at": _iso(values["heartbeat_at"]),
+        "next_attempt_at": _iso(values["next_attempt_at"]),
+        "scheduled_at": _iso(values["scheduled_at"]),
+        "state_changed_at": _iso(values["state_changed_at"]),
+        "created_at": _iso(values["created_at"]),
+        "started_at": _iso(values["started_at"]),
+        "finished_at": _iso(values["finished_at"]),
+        "suspend_reason": values["suspend_reason"],
+        "suspended_by": values["suspended_by"],
+        "budget": values["budget"],
+        "consumed": values["consumed"],
+        "error_summary": error.splitlines()[0][:ERROR_SUMMARY_CHARS] if error else "",
+        "rerun_of": str(rerun_of) if rerun_of else None,
+    }
 
 
 class RunQuerySet(models.QuerySet):
@@ -364,35 +409,7 @@ class Run(models.Model):
 
     def live_data(self) -> dict[str, Any]:
         """Everything a board card shows, JSON-ready; payload and result are left out."""
-        error = self.last_error.strip()
-        first_error_line = error.splitlines()[0] if error else ""
-        return {
-            "id": str(self.pk),
-            "short_id": self.short_id,
-            "name": self.name,
-            "queue": self.queue,
-            "priority": self.priority,
-            "state": str(self.state),
-            "version": self.version,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "progress": self.progress,
-            "lease_owner": self.lease_owner,
-            "lease_expires_at": _iso(self.lease_expires_at),
-            "heartbeat_at": _iso(self.heartbeat_at),
-            "next_attempt_at": _iso(self.next_attempt_at),
-            "scheduled_at": _iso(self.scheduled_at),
-            "state_changed_at": _iso(self.state_changed_at),
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "suspend_reason": self.suspend_reason,
-            "suspended_by": self.suspended_by,
-            "budget": self.budget,
-            "consumed": self.consumed,
-            "error_summary": first_error_line[:ERROR_SUMMARY_CHARS],
-            "rerun_of": str(self.rerun_of_id) if self.rerun_of_id else None,
-        }
+        return live_data_from(self.__dict__, last_error=self.last_error)
 
     def event(self, *, kind: str, source: RunState | None, at: datetime, actor: str = "",
               reason: str = "") -> dict[str, Any]:

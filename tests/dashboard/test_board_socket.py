@@ -251,3 +251,32 @@ async def test_an_idle_socket_on_redis_still_gets_the_next_delta(socket_for, vie
     assert frame["deltas"][0]["to"] == "canceled"
     await socket.disconnect()
 
+
+
+async def test_a_page_load_reuses_the_counts_the_hub_keeps_instead_of_counting(
+        socket_for, viewer, make_run):
+    from dashboard.hub import shared_counts
+    from runs.selectors import BoardFilter
+
+    await sync_to_async(make_run)(RunState.RUNNING)
+    assert shared_counts(BoardFilter()) is None
+    socket = await socket_for(viewer)
+    await receive(socket, "snapshot")
+    assert shared_counts(BoardFilter())["running"] == 1
+    queries, running_count = await sync_to_async(_read_board_queries)(viewer)
+    # One card query per state and no count query: the hub's exact counts are reused.
+    assert (queries, running_count) == (len(RunState), 1)
+    await socket.disconnect()
+
+
+def _read_board_queries(viewer: User) -> tuple[int, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from dashboard.board import read_board
+    from runs.selectors import BoardFilter
+
+    viewer.get_all_permissions()  # permissions are cached per user object; not what we count
+    with CaptureQueriesContext(connection) as captured:
+        snapshot = read_board(BoardFilter(), user=viewer)
+    return len(captured), column(snapshot, "running")["count"]
