@@ -60,6 +60,7 @@ def test_the_board_renders_columns_counts_cards_in_lifecycle_order(client, viewe
     failed = next(c for c in snapshot["columns"] if c["state"] == "failed")
     assert failed["cards"][0]["error_summary"] == "Traceback"
     assert "dashboard/board.js" in html
+    assert "{#" not in html and "{%" not in html  # no template syntax leaks into the page
 
 
 def test_server_strings_are_escaped(client, viewer, make_run):
