@@ -13,8 +13,9 @@ runs inside whatever thread committed the transition:
   must never queue behind a Redis round trip or a busy hub's fan-out (waiting cost 10-25 % of
   write throughput in benchmarks/transitions.py). Sends may therefore reach the layer out of
   order; the hub keeps the newest version per run and counts by from → to, so order does not
-  matter. At most `MAX_IN_FLIGHT` sends wait at once; past that an event is dropped and
-  logged, and boards heal on their next recount or resync;
+  matter. Each loop has one bounded `Outbox` drained by a few sender tasks: past
+  `MAX_PENDING` waiting events one is dropped and logged, and boards heal on their next
+  recount or resync;
 - code already on an event loop (sync ORM under DJANGO_ALLOW_ASYNC_UNSAFE): it must not block
   that loop, so the send becomes a task on it.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future
+import weakref
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -34,13 +35,14 @@ from .subscription import HUB_GROUP, RUN_CHANGED
 
 logger = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 10_000
+MAX_PENDING = 10_000  # events waiting in one loop's outbox before new ones are dropped
+SENDERS = 4  # concurrent group_sends per loop: enough to overlap Redis round trips, few
+             # enough never to exhaust the connection pool
 
 _background_loop: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
-_pending_tasks: set[asyncio.Task] = set()
-_in_flight = 0
-_in_flight_lock = threading.Lock()
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = (
+    weakref.WeakKeyDictionary())
 
 
 def _sender_loop() -> asyncio.AbstractEventLoop:
@@ -55,16 +57,57 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
         return _background_loop
 
 
+class Outbox:
+    """One event loop's queue of events to send, drained by `SENDERS` tasks on that loop.
+
+    Writers only append (from any thread, through `call_soon_threadsafe`), so a commit never
+    waits for Redis or for a busy hub; the bounded queue and the fixed number of senders keep
+    a burst from opening a connection per event.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, Any]] | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Queue `event`; must run on `self.loop`."""
+        if self.queue is None:
+            self.queue = asyncio.Queue(maxsize=MAX_PENDING)
+        if not self.tasks:
+            self.tasks = {self.loop.create_task(self._drain()) for _ in range(SENDERS)}
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            logger.error("run_changed broadcast of run %s v%s dropped: %d events already "
+                         "wait; boards heal on their next recount or resync",
+                         event.get("id"), event.get("version"), MAX_PENDING)
+
+    async def _drain(self) -> None:
+        assert self.queue is not None
+        while True:
+            event = await self.queue.get()
+            try:
+                await _group_send(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("run_changed broadcast of run %s v%s failed",
+                                 event.get("id"), event.get("version"))
+
+
+def _outbox(loop: asyncio.AbstractEventLoop) -> Outbox:
+    with _background_lock:  # writers on several threads may ask for the same loop's at once
+        outbox = _outboxes.get(loop)
+        if outbox is None:
+            outbox = _outboxes[loop] = Outbox(loop)
+        return outbox
+
+
 async def _group_send(event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
         await layer.group_send(HUB_GROUP, {"type": RUN_CHANGED, "event": event})
-
-
-def _log_failure(task: asyncio.Task) -> None:
-    _pending_tasks.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("run_changed broadcast failed", exc_info=task.exception())
 
 
 def forward(event: dict[str, Any]) -> None:
@@ -74,33 +117,14 @@ def forward(event: dict[str, Any]) -> None:
     except RuntimeError:
         running = None
     if running is not None:
-        task = running.create_task(_group_send(event))
-        _pending_tasks.add(task)  # keep a reference until done
-        task.add_done_callback(_log_failure)
+        _outbox(running).put(event)
         return
     loop = running_hub_loop()
     if loop is None:
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
             return  # the in-memory layer reaches only this process, where no hub listens
         loop = _sender_loop()
-    global _in_flight
-    with _in_flight_lock:
-        if _in_flight >= MAX_IN_FLIGHT:
-            logger.error("run_changed broadcast of run %s v%s dropped: %d sends already wait; "
-                         "boards heal on resync", event.get("id"), event.get("version"),
-                         _in_flight)
-            return
-        _in_flight += 1
-    future = asyncio.run_coroutine_threadsafe(_group_send(event), loop)
-    future.add_done_callback(_sent)
-
-
-def _sent(future: Future) -> None:
-    global _in_flight
-    with _in_flight_lock:
-        _in_flight -= 1
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("run_changed broadcast failed", exc_info=future.exception())
+    loop.call_soon_threadsafe(_outbox(loop).put, event)
 
 
 def on_run_changed(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
