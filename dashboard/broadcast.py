@@ -1,11 +1,12 @@
 """Forward each committed `run_changed` event to the channel layer, once.
 
-One `group_send` per event, whoever committed it: every server process's hub is the one member
-of the group, and fans the event out to its own sockets (see `dashboard.hub`). The receiver
-runs inside whatever thread committed the transition:
+At most one `group_send` per event, whoever committed it (under load one message carries every
+event that queued meanwhile): every server process's hub is the one member of the group, and
+fans the events out to its own sockets (see `dashboard.hub`). The receiver runs inside
+whatever thread committed the transition:
 
 - a sync thread (a view run by `sync_to_async`, the clock, a management command, a test): the
-  send is handed to an event loop with `run_coroutine_threadsafe` — the loop of this process's
+  event is handed to an event loop's outbox with `call_soon_threadsafe` — the loop of this process's
   running hub when there is one (the in-memory layer's queues belong to it), otherwise one
   long-lived background loop, so a process never builds a loop and a Redis pool per event as
   `async_to_sync` would (with the in-memory layer and no hub nobody could hear it: nothing is
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_PENDING = 10_000  # events waiting in one loop's outbox before new ones are dropped
 SENDERS = 4  # concurrent group_sends per loop: enough to overlap Redis round trips, few
              # enough never to exhaust the connection pool
+BATCH = 200  # events per channel-layer message at most (each message costs several Redis
+             # round trips; under load one carries everything that queued meanwhile)
 
 _background_loop: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
@@ -86,14 +89,17 @@ class Outbox:
     async def _drain(self) -> None:
         assert self.queue is not None
         while True:
-            event = await self.queue.get()
+            events = [await self.queue.get()]
+            while len(events) < BATCH and not self.queue.empty():
+                events.append(self.queue.get_nowait())
             try:
-                await _group_send(event)
+                await _group_send(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("run_changed broadcast of run %s v%s failed",
-                                 event.get("id"), event.get("version"))
+                logger.exception("run_changed broadcast of %d event(s) failed (first: run %s "
+                                 "v%s)", len(events), events[0].get("id"),
+                                 events[0].get("version"))
 
 
 def _outbox(loop: asyncio.AbstractEventLoop) -> Outbox:
@@ -104,14 +110,14 @@ def _outbox(loop: asyncio.AbstractEventLoop) -> Outbox:
         return outbox
 
 
-async def _group_send(event: dict[str, Any]) -> None:
+async def _group_send(events: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(HUB_GROUP, {"type": RUN_CHANGED, "event": event})
+        await layer.group_send(HUB_GROUP, {"type": RUN_CHANGED, "events": events})
 
 
 def forward(event: dict[str, Any]) -> None:
-    """Send one committed event to the board group (one channel-layer message per process)."""
+    """Queue one committed event for the board group (a channel-layer message per process)."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:

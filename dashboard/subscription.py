@@ -116,8 +116,11 @@ class Subscription:
                 self._emit(self.on_gap)
                 continue
             backoff = 0.5
-            if message.get("type") == RUN_CHANGED and isinstance(message.get("event"), dict):
-                self._emit(self.on_event, message["event"])
+            events = message.get("events") if message.get("type") == RUN_CHANGED else None
+            if isinstance(events, list):  # one message carries every event a sender had queued
+                for event in events:
+                    if isinstance(event, dict):
+                        self._emit(self.on_event, event)
 
     async def _refresh_membership(self) -> None:
         while True:
