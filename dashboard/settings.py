@@ -147,7 +147,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # The demo executors talk HTTP many times a second: keep the console for what matters.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # -- Runboard -----------------------------------------------------------------------------------
