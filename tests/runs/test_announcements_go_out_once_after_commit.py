@@ -16,7 +16,7 @@ from runs.states import RunState
 
 
 class Boom(Exception):
-    pass
+    """What the broken subscriber raises."""
 
 
 @pytest.mark.django_db
