@@ -246,11 +246,11 @@ def drive(rate: float, run_count: int, out: Path) -> None:
     import django
 
     django.setup()
-    from django.db import connection
-
     from dashboard.broadcast import forward
-    from runs import services
+    from django.db import connection
     from runs.events import run_changed
+
+    from runs import services
 
     committed: dict[str, float] = {}
 

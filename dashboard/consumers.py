@@ -1,31 +1,43 @@
-"""The board websocket, `ws/board/`: a snapshot on connect, coalesced deltas afterwards.
+"""The board websocket, `ws/board/`: a snapshot (or exactly the missed changes) on connect,
+coalesced deltas afterwards, every frame stamped with the change-log position it reaches.
 
 Query string (what is watched):
     ?queue=<exact>&name=<substring>  the board, filtered (both optional)
     ?run=<uuid>                      one run (the run page)
+    &after=<position>                a reconnect: the last `position` this client holds
 
 Server → client frames:
-    {"type": "snapshot", "view": "board", "at", "filter": {"queue", "name"}, "limit",
-     "phases": [{"label", "states": [...]}],
+    {"type": "snapshot", "view": "board", "at", "position", "filter": {"queue", "name"},
+     "limit", "phases": [{"label", "states": [...]}],
      "columns": [{"state", "label", "colour", "phase", "terminal", "count",
                   "actions": [names the state allows], "cards": [live_data, newest first]}],
      "actions": {name: {"label", "past_tense", "needs_reason"}},
      "permitted_actions": [names this user holds]}
-    {"type": "snapshot", "view": "run", "at", "run": live_data, "label", "colour",
+    {"type": "snapshot", "view": "run", "at", "position", "run": live_data, "label", "colour",
      "transitions": [{"id", "from", "to", "at", "actor", "reason", "attempt"}, oldest first],
      "transitions_truncated", "states": {state: {"label", "colour", "phase", "terminal",
      "actions"}}, "actions", "permitted_actions"}
-    {"type": "deltas", "deltas": [run_changed event, ...], "counts": {state: n}}
-        every event is `runs.events`' payload (id, version, from, to, kind, at, actor, reason,
-        run); under load only the latest version of each run; apply one only if its version
-        is newer than what you show. `counts` are the exact totals after these events
-        (board view; {} for a run view). A frame may carry no events, only corrected counts.
+    {"type": "deltas", "position", "deltas": [event, ...], "counts": {state: n}}
+        one event per changed run: {"id", "version", "from", "to", "kind" ("created",
+        "transition", "update", "deleted"), "at", "actor", "reason", "run"}, where from/to,
+        kind, at, actor and reason are the run's latest change-log row and "run" is its card
+        as read after it (null once the run is deleted). Apply one only if its version is
+        newer than what you show. `counts` are the exact totals at `position` (board view;
+        {} for a run view).
+    {"type": "deltas", "resumed": true, "position", "deltas", "counts",
+     "permitted_actions"}
+        the answer to a connect with `after=`: exactly the changes after that position (only
+        the latest per run), instead of a snapshot. When the log no longer holds them (older
+        than its retention) or they are too many, a snapshot comes instead.
     {"type": "error", "code": "invalid_json" | "invalid_message" | "unknown_type" |
      "rate_limited", "message": "..."}
 
-Client → server: {"type": "resync"} asks for a fresh snapshot (send it after every
-reconnect); {"type": "ping"} is answered with {"type": "pong"}. The user's session and
-permissions are checked again for each of them.
+Positions are opaque strings ("<txid>.<id>"); they are the same in every server process, so a
+client may resume on any of them. Nothing is lost between a position and the frames after it:
+the hub reads the database's change log (`dashboard.hub`), not messages.
+
+Client → server: {"type": "resync"} asks for a fresh snapshot; {"type": "ping"} is answered
+with {"type": "pong"}. The user's session and permissions are checked again for each of them.
 
 Close codes: 4401 not logged in (or logged out since), 4400 bad query string, 4404 no such run.
 """
@@ -47,6 +59,8 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 
+from runs.actions import permitted_actions
+from runs.changelog.reader import Position
 from runs.selectors import BoardFilter, newest_cards
 
 from .board import board_snapshot, column_limit, read_run
@@ -110,9 +124,11 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
         self._snapshot_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._tokens, self._tokens_at = float(RESYNC_BURST), time.monotonic()
+        after = Position.parse(params["after"][0]) if "after" in params else None
         self.hub = get_hub()
         self.watcher = await self.hub.join(self, key)
-        await self.send_snapshot()
+        if after is None or not await self.send_missed(after):
+            await self.send_snapshot()
 
     async def disconnect(self, code: int) -> None:
         await self._leave_hub()
@@ -195,7 +211,9 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
                 return
             if not checked and not await self.recheck_user():
                 return
-            self.hub.rewind(watcher)
+            # The stream's position now: every change after it reaches this socket as a delta,
+            # and the cards read below are at least this new.
+            position, counts = self.hub.rewind(watcher)
             if self.run_id is not None:
                 snapshot = await run_in_worker(read_run, self.run_id, user=self.user)
                 if snapshot is None:
@@ -203,11 +221,25 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
                     return
             else:
                 snapshot = await run_in_worker(self._read_board)
-                counts = self.hub.counts_for(watcher)  # the hub's exact, shared counts
                 for column in snapshot["columns"]:
                     column["count"] = counts.get(column["state"], 0)
+            snapshot["position"] = position.token()
             await self.send_json(snapshot)
             self.hub.mark_ready(watcher)
+
+    async def send_missed(self, after: Position) -> bool:
+        """A reconnect: send only what changed after `after`; False when a snapshot must do."""
+        async with self._snapshot_lock:
+            watcher = self.watcher
+            if watcher is None or self.hub is None:
+                return True
+            frame = await self.hub.catch_up(watcher, after)
+            if frame is None:
+                return False
+            frame["permitted_actions"] = await run_in_worker(permitted_actions, self.user)
+            await self.send_json(frame)
+            self.hub.mark_ready(watcher)
+            return True
 
     def _read_board(self) -> dict[str, Any]:
         limit = column_limit()

@@ -1,104 +1,112 @@
-"""The per-process fan-out hub: one channel-layer subscription, coalesced frames to local sockets.
+"""The per-process hub: tails the database's change log once, fans coalesced frames out to the
+sockets of this process.
 
-Why: a group member per watcher costs 200-400 µs of server CPU per delivered message (half of
-it Channels' `aclose_old_connections()` hop before every consumer dispatch), so 500 watchers
-saturate one process at about 8 transitions a second. Instead each process (each event loop)
-has one `Hub`, whose single channel is the only member of `HUB_GROUP` (read by
-`dashboard.subscription`, on its own thread with Redis). It receives every committed event
-once and writes frames straight to its consumers' sockets (`direct_send`: the server's own
-`send`, see `dashboard.direct_send`), never through a channel-layer message or a consumer
-dispatch per watcher.
+A change is on the board because it is in the change log, and it is in the change log because
+it committed (`runs.changelog`). Each process (each event loop) has one `Hub`, which reads the
+log from its cursor — when a hint says it grew (in-process after a local commit, or a Redis
+`PUBLISH` from another process) and at least every `LOG_POLL_INTERVAL` anyway — with one
+query per round for the whole process plus one for the cards of the changed runs that anyone
+here watches. Nothing depends on a message arriving: a lost hint costs one poll interval, a
+writer killed right after its commit is read like any other, a restarted server starts from
+the log's head and its clients resume from the positions they hold.
 
 Data kept, all bounded:
-- a `Stream` per distinct thing watched (a board filter, or one run): the latest event per
-  changed run in arrival order (`entries`, each stamped with a sequence number; older
-  versions of a run are replaced, so intermediate versions are dropped) and, for boards, the
-  exact count per state, started from one real count and moved by each event's from → to;
-- per watcher only a cursor: the sequence number it has been sent up to. Its pending deltas
-  are the stream entries after its cursor, so watchers of one filter share one pending log
-  and, when they are at the same cursor (the usual case), one encoded frame.
+- a `Stream` per distinct thing watched (a board filter, or one run): the latest card per
+  changed run in order of change (older versions replaced) and, for boards, the exact counts
+  (read once with the log rows they reflect, then moved by each later row: see `streams`);
+- per watcher only a cursor into its stream: watchers of one filter at the same cursor (the
+  usual case) share one encoded frame.
 
 Delivery: the flusher sends at once when idle; under load it rests between rounds in
-proportion to what a round costs, each frame carrying everything that accumulated (latest
-version per run) and the counts after it, so one frame is in flight per watcher at a time.
-Entries every watcher has been sent are trimmed; if a stalled watcher falls more than
-`MAX_PENDING_RUNS` runs behind, it is asked to take a fresh snapshot instead of growing memory.
-
-Counts heal themselves: every `RECOUNT_INTERVAL` each board stream is recounted in a worker
-thread and the recount adopted when no event for it arrived around the query.
+proportion to what a round costs, each frame carrying everything that accumulated and the
+counts after it, so one frame is in flight per watcher at a time. A socket whose previous
+frames are still unsent is held back and then gets one up-to-date frame; one that falls more
+than `MAX_PENDING_RUNS` runs behind takes a fresh snapshot instead of growing memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 import time
 import weakref
-from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
-from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
 
-from runs import selectors
+from runs.changelog import hints
+from runs.changelog.feed import Batch, read_batch, read_missed
+from runs.changelog.pruning import forget_reader, note_reader
+from runs.changelog.reader import LogRow, Position, head, newest_at
 from runs.selectors import BoardFilter
 
-from .streams import Stream, StreamKey, Subscriber, Watcher, apply_move
-from .subscription import Subscription
+from .streams import Stream, StreamKey, Subscriber, Watcher
 from .workers import run_in_worker
 
 logger = logging.getLogger(__name__)
 
 # Under load the flusher rests after each round for FLUSH_REST_RATIO times what the round
 # cost (capped), so that frames coalesce instead of the loop drowning in sends; when idle a
-# round is cheap and the next event goes out at once.
+# round is cheap and the next change goes out at once.
 FLUSH_REST_RATIO = 2.0
 MAX_FLUSH_REST = 0.05
 SLOW_SOCKET_BYTES = 64 * 1024  # unsent bytes beyond which a socket's next frame waits
 SLOW_SOCKET_RETRY = 0.05
-SENDS_PER_YIELD = 64  # a long round yields to the loop now and then (the reader must not starve)
-SEEN_EVENTS = 20_000  # (run, version) pairs remembered to drop duplicate messages
-RECOUNT_INTERVAL = 15.0
-RECOUNT_QUIET = 0.5  # no event may arrive this long after a recount for it to be adopted
+SENDS_PER_YIELD = 64  # a long round yields to the loop now and then
+LOG_BATCH = 2_000  # log rows per read; a full batch is followed by the next read at once
+CATCH_UP_MAX = 5_000  # rows a reconnecting client may have missed before it gets a snapshot
+READER_NOTE_INTERVAL = 10.0  # how often the hub records its position for pruning
+RETRY_AFTER_ERROR = 1.0
+
+
+def poll_interval() -> float:
+    return float(settings.RUNBOARD.get("LOG_POLL_INTERVAL", 1.0))
 
 
 class Hub:
-    """One event loop's subscription to the board group and its local fan-out."""
+    """One event loop's reader of the change log and its local fan-out."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.layer = get_channel_layer()
-        self.channel: str | None = None
-        self.subscription: Subscription | None = None
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.streams: dict[StreamKey, Stream] = {}
-        self.board_streams: list[Stream] = []
-        self.seen: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self.newest: OrderedDict[str, int] = OrderedDict()  # run id -> newest version taken
-        self.stats = {"messages": 0, "frames": 0, "deliveries": 0, "recounts_adopted": 0}
-        self._wake = asyncio.Event()
+        self.position = Position()
+        self.last_row_at: datetime | None = None  # `at` of the newest row taken in
+        self.caught_up_at: datetime | None = None  # when a read last reached the head
+        self.redis_connected: bool | None = None  # None: no Redis configured
+        self.stats = {"rounds": 0, "rows": 0, "frames": 0, "deliveries": 0, "hints": 0}
+        self.active = False
+        self._hinted = asyncio.Event()
+        self._wake = asyncio.Event()  # the flusher's
+        self._count_requests: dict[BoardFilter, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
+        self._stop_listening: Any = None
         self._lifecycle = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
-
-    @property
-    def active(self) -> bool:
-        return self.channel is not None
+        self._round_lock = asyncio.Lock()
+        self._noted_at = 0.0
 
     # -- watchers --------------------------------------------------------------------------------
 
     async def join(self, subscriber: Subscriber, key: StreamKey) -> Watcher:
-        """Subscribe (once per process) and start holding deltas for `subscriber`."""
+        """Start tailing the log (once per process) and holding deltas for `subscriber`."""
         async with self._lifecycle:
-            if self.channel is None:
+            if not self.active:
                 await self._start()
             stream = self.streams.get(key)
             if stream is None:
                 stream = self.streams[key] = Stream(key)
-                self._index_streams()
+                stream.position = self.position
             watcher = Watcher(subscriber, stream)
             stream.watchers.add(watcher)
-        if stream.board_filter is not None:
-            await self._ensure_counts(stream)
+        if stream.board_filter is not None and stream.counts is None:
+            await self._counts_ready(stream)
         return watcher
 
     async def leave(self, watcher: Watcher) -> None:
@@ -107,104 +115,169 @@ class Hub:
             stream.watchers.discard(watcher)
             if not stream.watchers and self.streams.get(stream.key) is stream:
                 del self.streams[stream.key]
-                self._index_streams()
-            if not self.streams and self.channel is not None:
+            if not self.streams and self.active:
                 await self._stop()
 
-    def _index_streams(self) -> None:
-        self.board_streams = [s for s in self.streams.values() if s.board_filter is not None]
-
-    def rewind(self, watcher: Watcher) -> None:
-        """A snapshot is about to be read: deltas from here on, none before."""
+    def rewind(self, watcher: Watcher) -> tuple[Position, dict[str, int]]:
+        """A snapshot (or catch-up) is about to be read: deltas from here on, none before.
+        Returns the log position and counts the stream has reached at this instant."""
         watcher.ready = False
         watcher.cursor = watcher.stream.seq
+        return watcher.stream.position, dict(watcher.stream.counts or {})
 
     def mark_ready(self, watcher: Watcher) -> None:
         """The snapshot went out: deliver what accumulated since `rewind`."""
         watcher.ready = True
         self._wake.set()
 
-    def counts_for(self, watcher: Watcher) -> dict[str, int]:
-        return dict(watcher.stream.counts or {})
+    async def _counts_ready(self, stream: Stream) -> None:
+        assert stream.board_filter is not None
+        future = self._count_requests.get(stream.board_filter)
+        if future is None:
+            future = self._count_requests[stream.board_filter] = self.loop.create_future()
+            self._hinted.set()  # the next round counts it
+        await asyncio.shield(future)
 
-    async def _ensure_counts(self, stream: Stream) -> None:
-        if stream.counts is not None:
-            return
-        if stream.counts_ready is None:
-            stream.counts_ready = self.loop.create_future()
-            try:
-                counts = await run_in_worker(selectors.state_counts, stream.board_filter)
-            except BaseException as error:
-                stream.counts_ready.set_exception(error)
-                stream.counts_ready.exception()  # mark retrieved; joiners re-raise below
-                stream.counts_ready = None
-                raise
-            # Events that arrived during the count most likely committed after it began.
-            for source, target in stream.buffered_moves:
-                apply_move(counts, source, target)
-            stream.buffered_moves.clear()
-            stream.counts = counts
-            stream.counts_ready.set_result(None)
-        else:
-            await asyncio.shield(stream.counts_ready)
+    async def catch_up(self, watcher: Watcher, after: Position) -> dict[str, Any] | None:
+        """The deltas frame for a client that reconnects holding `after`: exactly the changes
+        it missed, or None when the log no longer holds them (it then takes a snapshot)."""
+        stream = watcher.stream
+        until, counts = self.rewind(watcher)
+        batch = await run_in_worker(read_missed, after, until=until, limit=CATCH_UP_MAX,
+                                    wants=stream.matches)
+        if batch is None:
+            return None
+        return {"type": "deltas", "resumed": True, "position": until.token(),
+                "deltas": list(_events(batch.rows, batch.cards).values()), "counts": counts}
 
-    # -- subscription ----------------------------------------------------------------------------
+    # -- tailing the log -------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        self.subscription = Subscription(self.loop, self.layer, self._take, self._gap)
-        self.channel = await self.subscription.start()
-        self._tasks = [self.loop.create_task(coro) for coro in
-                       (self._flush_forever(), self._housekeeping())]
+        self.position = await run_in_worker(head)
+        self.caught_up_at = timezone.now()
+        self.active = True
+        self._stop_listening = hints.listen_here(self._hint_threadsafe)
+        coroutines = [self._tail_forever(), self._flush_forever()]
+        if hints.redis_url():
+            self.redis_connected = False
+            coroutines.append(hints.listen_on_redis(self._hint, connected=self._redis_link))
+        self._tasks = [self.loop.create_task(coroutine) for coroutine in coroutines]
 
     async def _stop(self) -> None:
+        self.active = False
+        if self._stop_listening:
+            self._stop_listening()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self.subscription.stop()
-        self.channel = None
-
-    def _take(self, event: dict[str, Any]) -> None:
-        if self.channel is None:
-            return  # stopped meanwhile
-        self.stats["messages"] += 1
-        self.deliver(event)
-
-    def _gap(self) -> None:
-        """Messages may have been lost: every watcher takes a fresh snapshot."""
-        for stream in list(self.streams.values()):
-            for watcher in list(stream.watchers):
-                watcher.subscriber.hub_requests_snapshot()
-
-    def deliver(self, event: dict[str, Any]) -> None:
-        """Take one committed event into every stream it belongs to (no I/O, no query)."""
         try:
-            identity = (event["id"], int(event["version"]))
-            run = event.get("run") or {}
-        except (KeyError, TypeError, ValueError):
-            logger.warning("hub dropped a malformed event: %r", event)
+            await run_in_worker(forget_reader, self.name)
+        except Exception:
+            logger.warning("hub could not remove its reader row", exc_info=True)
+
+    def _hint(self) -> None:
+        self.stats["hints"] += 1
+        self._hinted.set()
+
+    def _hint_threadsafe(self) -> None:
+        # Called by a committing thread of this process; the loop may already be closing.
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._hint)
+
+    def _redis_link(self, up: bool) -> None:
+        self.redis_connected = up
+
+    async def _tail_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):  # the poll interval passed: read anyway
+                await asyncio.wait_for(self._hinted.wait(), timeout=poll_interval())
+            self._hinted.clear()
+            try:
+                while await self.read_round():
+                    await asyncio.sleep(0)  # a backlog: read on, letting frames go out
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub could not read the change log; retrying")
+                await asyncio.sleep(RETRY_AFTER_ERROR)
+
+    async def read_round(self) -> bool:
+        """Read the next batch of the log into every stream; True when the batch was full."""
+        async with self._round_lock:
+            requests = dict(self._count_requests)
+            try:
+                batch = await run_in_worker(read_batch, self.position, limit=LOG_BATCH,
+                                            wants=self._wanted, count_filters=list(requests))
+            except BaseException as error:
+                for future in requests.values():
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()  # retrieved: the joiners re-raise it
+                for board_filter in requests:
+                    self._count_requests.pop(board_filter, None)
+                raise
+            self.take(batch)
+            for board_filter, future in requests.items():
+                counts, counted = batch.counts[board_filter]
+                stream = self.streams.get(("board", board_filter))
+                if stream is not None and stream.counts is None:
+                    stream.start_counting(counts, counted)
+                self._count_requests.pop(board_filter, None)
+                future.set_result(None)
+            full = len(batch.rows) >= LOG_BATCH
+            if not full:
+                self.caught_up_at = timezone.now()
+            await self._note_position()
+            return full
+
+    def _wanted(self, row: LogRow) -> bool:
+        """Whether any stream of this process shows this row's run (its card is read)."""
+        return any(stream.matches(row) for stream in list(self.streams.values()))
+
+    def take(self, batch: Batch) -> None:
+        """Take one batch read from the log into every stream (no I/O)."""
+        self.stats["rounds"] += 1
+        if not batch.rows:
             return
-        if identity in self.seen:
-            return  # the same message twice: counts must move once
-        self.seen[identity] = None
-        if len(self.seen) > SEEN_EVENTS:
-            self.seen.popitem(last=False)
-        # Older than a version already taken (messages from two processes can cross): its
-        # from → to still counts, but its card must never replace a newer one.
-        stale = identity[1] < self.newest.get(identity[0], 0)
-        if not stale:
-            self.newest[identity[0]] = identity[1]
-            self.newest.move_to_end(identity[0])
-            if len(self.newest) > SEEN_EVENTS:
-                self.newest.popitem(last=False)
-        moved = event.get("from") != event.get("to")
-        for stream in self.board_streams:  # a few distinct filters, however many watchers
-            if stream.board_filter.matches(run):
-                stream.add(event, moved, stale)
-        run_stream = self.streams.get(("run", identity[0]))
-        if run_stream is not None:
-            run_stream.add(event, moved, stale)
-        self._wake.set()
+        self.stats["rows"] += len(batch.rows)
+        self.position = batch.rows[-1].position
+        self.last_row_at = batch.rows[-1].at
+        streams = list(self.streams.values())
+        touched: dict[int, tuple[Stream, set[str]]] = {}
+        for row in batch.rows:
+            for stream in streams:
+                if stream.matches(row):
+                    stream.move(row)
+                    touched.setdefault(id(stream), (stream, set()))[1].add(row.run_id)
+        events = _events(batch.rows, batch.cards)
+        for stream, run_ids in touched.values():
+            for run_id in run_ids:
+                if run_id in events:  # else the stream began during the read: its snapshot has it
+                    stream.put(events[run_id])
+        for stream in streams:
+            stream.position = self.position
+        if touched:
+            self._wake.set()
+
+    async def _note_position(self) -> None:
+        now = time.monotonic()
+        if now - self._noted_at < READER_NOTE_INTERVAL:
+            return
+        self._noted_at = now
+        try:
+            await run_in_worker(note_reader, self.name, self.position)
+        except Exception:
+            logger.warning("hub could not record its log position", exc_info=True)
+
+    async def lag_seconds(self) -> float:
+        """How far behind the newest committed change this hub's reading is (0 when caught
+        up at its last read)."""
+        newest = await run_in_worker(newest_at)
+        if newest is None or (self.caught_up_at is not None and newest <= self.caught_up_at):
+            return 0.0
+        reached = self.last_row_at or self.caught_up_at or newest
+        return max(0.0, (newest - reached).total_seconds())
 
     # -- fan-out ---------------------------------------------------------------------------------
 
@@ -240,6 +313,7 @@ class Hub:
                 seq, events = stream.seq, stream.events_after(cursor)
                 frame = json.dumps({
                     "type": "deltas",
+                    "position": stream.position.token(),
                     "deltas": events,
                     "counts": dict(stream.counts) if stream.counts is not None else {},
                 }, separators=(",", ":"))
@@ -257,7 +331,7 @@ class Hub:
                     await self._send(watcher, message, len(events))
                     sent += 1
                     if sent % SENDS_PER_YIELD == 0:
-                        await asyncio.sleep(0)  # let the reader keep Redis busy
+                        await asyncio.sleep(0)  # let the reader go on
             stream.trim()
         if held_back:
             self.loop.call_later(SLOW_SOCKET_RETRY, self._wake.set)
@@ -271,34 +345,29 @@ class Hub:
         self.stats["frames"] += 1
         self.stats["deliveries"] += events
 
-    # -- healing ---------------------------------------------------------------------------------
 
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(RECOUNT_INTERVAL)
-            for stream in list(self.streams.values()):
-                if stream.board_filter is not None and stream.counts is not None:
-                    try:
-                        await self.recount(stream)
-                    except Exception:
-                        logger.warning("hub recount failed", exc_info=True)
-
-    async def recount(self, stream: Stream, *, quiet: float = RECOUNT_QUIET) -> bool:
-        """Recount a board stream off the loop; adopt the result if no event raced it."""
-        moves_before = stream.moves
-        await run_in_worker(selectors.refresh_rollup, stream.board_filter)
-        counts = await run_in_worker(selectors.state_counts, stream.board_filter)
-        await asyncio.sleep(quiet)  # an event committed before the count may still be coming
-        if stream.moves != moves_before or self.streams.get(stream.key) is not stream:
-            return False
-        if counts != stream.counts:
-            logger.warning("board counts for %s healed: %s -> %s",
-                           stream.board_filter, stream.counts, counts)
-            stream.counts = counts
-            stream.seq += 1  # an empty delta frame carries the corrected counts
-            self.stats["recounts_adopted"] += 1
-            self._wake.set()
-        return True
+def _events(rows: list[LogRow], cards: dict[str, dict[str, Any] | None]
+            ) -> dict[str, dict[str, Any]]:
+    """One event per run: its newest log row and its card as read now (None: the run is
+    gone). The card may already be newer than the row; its version is the one clients keep."""
+    events: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.run_id not in cards:
+            continue  # nobody here shows this run
+        card = cards[row.run_id]
+        events.pop(row.run_id, None)  # re-insert: the order is the order of the last change
+        events[row.run_id] = {
+            "id": row.run_id,
+            "version": max(row.version, card["version"]) if card else row.version,
+            "from": row.from_state or None,
+            "to": (card["state"] if card else row.to_state) or None,
+            "kind": row.kind,
+            "at": row.at.isoformat(),
+            "actor": row.actor,
+            "reason": row.reason,
+            "run": card,
+        }
+    return events
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -313,17 +382,8 @@ def get_hub() -> Hub:
     return hub
 
 
-def running_hub_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop of a subscribed hub in this process, if any: sends are scheduled on it."""
-    for loop, hub in list(_hubs.items()):
-        if hub.active and loop.is_running() and not loop.is_closed():
-            return loop
-    return None
-
-
 def active_hubs() -> list[Hub]:
     return [hub for hub in list(_hubs.values()) if hub.active]
-
 
 
 def shared_counts(board_filter: BoardFilter) -> dict[str, int] | None:

@@ -88,32 +88,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-runboard.sqlite3")}
+else:
+    # Boards read the change log below the oldest open transaction of the cluster: a session
+    # left idle in a transaction would hold every board back, so PostgreSQL ends it.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        "-c idle_in_transaction_session_timeout="
+        + os.environ.get("IDLE_IN_TRANSACTION_TIMEOUT_MS", "60000"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# -- channels -----------------------------------------------------------------------------------
+# -- live updates -------------------------------------------------------------------------------
+# Boards read the database's change log; Redis is optional and only carries a wake-up hint
+# after each commit (a PUBLISH), which shortens commit → frame below the poll interval.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 defaults socket_timeout to 5 s, which kills channels-redis's
-                # blocking reads every 5 s (channels_redis#422): wait forever instead.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "runboard"),
-                # One subscriber per process receives every event: give it room for bursts.
-                "capacity": 10_000,
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": 10_000},
-        }
-    }
+# Websocket consumers use no channel layer (each process's hub writes to its own sockets).
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # -- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -162,4 +151,12 @@ RUNBOARD = {
     "BULK_ACTION_CAP": int(os.environ.get("BULK_ACTION_CAP", "10000")),
     # Largest request body the HTTP API accepts (413 above it), checked before parsing.
     "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
+    # Seconds between reads of the change log when no hint arrives (the most a lost hint,
+    # or a change from a process that cannot hint, waits before it reaches a board).
+    "LOG_POLL_INTERVAL": float(os.environ.get("LOG_POLL_INTERVAL", "1.0")),
+    # Days change-log rows are kept (a client reconnecting with an older position takes a
+    # snapshot). The audit trail is never pruned.
+    "CHANGE_LOG_RETENTION_DAYS": float(os.environ.get("CHANGE_LOG_RETENTION_DAYS", "7")),
+    # The Redis pub/sub channel of wake-up hints (processes of one deployment share it).
+    "HINT_CHANNEL": os.environ.get("HINT_CHANNEL", "runboard:changes"),
 }

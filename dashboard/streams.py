@@ -1,5 +1,5 @@
-"""What the hub keeps per thing watched: a stream (latest event per run, counts) and, per
-socket, a cursor into it. No I/O here; `dashboard.hub` does the sending."""
+"""What the hub keeps per thing watched: a stream (latest card per changed run, exact counts)
+and, per socket, a cursor into it. No I/O here; `dashboard.hub` reads the log and sends."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from runs.changelog.reader import LogRow, Position, Snapshot
 from runs.selectors import BoardFilter
 
 MAX_PENDING_RUNS = 5_000  # per stream; beyond it lagging watchers take a snapshot
@@ -23,7 +24,7 @@ class Subscriber(Protocol):
 
 
 class Watcher:
-    """One socket watching one stream: a cursor into the stream's pending log."""
+    """One socket watching one stream: a cursor into the stream's pending entries."""
 
     __slots__ = ("cursor", "ready", "stream", "subscriber")
 
@@ -35,40 +36,52 @@ class Watcher:
 
 
 class Stream:
-    """What every watcher of one board filter (or one run) shares."""
+    """What every watcher of one board filter (or one run) shares.
+
+    `entries` holds the latest event per changed run in the order they changed, each stamped
+    with a sequence number; a watcher's pending deltas are the entries after its cursor.
+    `counts` (boards only) were read in one consistent read together with `counted`, the log
+    rows that read already reflected; every later row moves them by its from → to, so they
+    are exact by construction and never need a recount.
+    """
 
     def __init__(self, key: StreamKey):
         self.key = key
         self.board_filter: BoardFilter | None = key[1] if key[0] == "board" else None
+        self.run_id: str | None = key[1] if key[0] == "run" else None
         self.entries: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self.seq = 0
         self.trimmed_to = 0  # entries up to this sequence number are gone
         self.watchers: set[Watcher] = set()
         self.counts: dict[str, int] | None = None
+        self.counted: Snapshot | None = None
         self.counts_ready: asyncio.Future | None = None
-        self.buffered_moves: list[tuple[str | None, str]] = []
-        self.moves = 0  # count-changing events seen: a recount is adopted only if unchanged
+        self.position = Position()  # the log position the entries and counts reach
 
-    def add(self, event: dict[str, Any], moved: bool, stale: bool) -> None:
-        """Take an event: counts move by its from → to; the card only if it is the newest."""
-        run_id = event["id"]
-        if moved and self.board_filter is not None:
-            self.moves += 1
-            if self.counts is None:
-                self.buffered_moves.append((event["from"], event["to"]))
-            else:
-                apply_move(self.counts, event["from"], event["to"])
-        current = self.entries.get(run_id)
-        if current is not None and current[1]["version"] >= event["version"]:
-            stale, event = True, current[1]  # keep (and, with new counts, resend) the newest
-        if stale:
-            if not moved:
-                return  # an older version of a card: nothing to send
-            self.seq += 1  # counts changed: a frame goes out, without the stale card
-            if current is None:
+    def matches(self, row: LogRow) -> bool:
+        if self.run_id is not None:
+            return row.run_id == self.run_id
+        assert self.board_filter is not None
+        return self.board_filter.matches({"queue": row.queue, "name": row.name})
+
+    def start_counting(self, counts: dict[str, int], counted: Snapshot) -> None:
+        self.counts, self.counted = counts, counted
+
+    def move(self, row: LogRow) -> None:
+        """Move the counts by one log row, unless the read they came from already had it."""
+        if self.counts is None or row.from_state == row.to_state:
+            return
+        if self.counted is not None:
+            if self.counted.includes(row.position):
                 return
-        else:
-            self.seq += 1
+            if self.counted.passed_by(row.position):
+                self.counted = None  # every later row is new to the counts
+        apply_move(self.counts, row.from_state, row.to_state)
+
+    def put(self, event: dict[str, Any]) -> None:
+        """The run's latest card (or its removal) goes out with the next frame."""
+        self.seq += 1
+        run_id = event["id"]
         self.entries[run_id] = (self.seq, event)
         self.entries.move_to_end(run_id)
         while len(self.entries) > MAX_PENDING_RUNS:
@@ -95,7 +108,8 @@ class Stream:
             self.trimmed_to = seq
 
 
-def apply_move(counts: dict[str, int], source: str | None, target: str) -> None:
+def apply_move(counts: dict[str, int], source: str | None, target: str | None) -> None:
     if source:
         counts[source] = counts.get(source, 0) - 1
-    counts[target] = counts.get(target, 0) + 1
+    if target:
+        counts[target] = counts.get(target, 0) + 1

@@ -4,11 +4,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from .health import healthz
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("dashboard.runpage.urls")),
-    path("", include("runs.api.urls")),  # /api/… (executor HTTP API) and /healthz
+    path("", include("runs.api.urls")),  # /api/… (executor HTTP API)
+    path("healthz", healthz, name="healthz"),
     path("", include("dashboard.board_urls")),
 ]

@@ -1,23 +1,30 @@
-"""The clock loop behind `manage.py clock`: `services.tick` on an interval until told to stop.
+"""The clock loop behind `manage.py clock`: `services.tick` on an interval until told to stop,
+and the change log's pruning every `PRUNE_EVERY` seconds.
 
 Several clocks may run at once (every tick step is a batch of compare-and-set moves, and a run
-another clock moved first is skipped), so scale-out deployments simply run one per host.
+another clock moved first is skipped; pruning deletes in short batches), so scale-out
+deployments simply run one per host.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections
 
 from . import services
+from .changelog.pruning import prune as prune_change_log
 
 logger = logging.getLogger(__name__)
 
 Tick = Callable[..., Mapping[str, int]]
+
+PRUNE_EVERY = 600.0  # seconds between prunings of the change log
+PRUNE_BATCHES = 20  # at most this many batches per pruning: a tick is never held up for long
 
 
 def describe(moved: Mapping[str, int]) -> str:
@@ -27,7 +34,8 @@ def describe(moved: Mapping[str, int]) -> str:
 
 
 def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
-              tick: Tick = services.tick, now: Callable[[], datetime] | None = None) -> int:
+              tick: Tick = services.tick, now: Callable[[], datetime] | None = None,
+              prune: Callable[..., int] = prune_change_log) -> int:
     """Tick until `stop` is set (or once); return how many ticks ran.
 
     A tick that filled a step's batch means more is due: the next tick follows at once instead
@@ -36,9 +44,15 @@ def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
     except with `once`, where it propagates.
     """
     ticks = 0
+    pruned_at = float("-inf")
     while not stop.is_set():
         try:
             moved = tick(now=now()) if now else tick()
+            if once or time.monotonic() - pruned_at >= PRUNE_EVERY:
+                pruned_at = time.monotonic()
+                removed = prune(max_batches=PRUNE_BATCHES)
+                if removed:
+                    logger.info("clock pruned %d change-log row(s) past retention", removed)
         except DatabaseError:
             if once:
                 raise

@@ -1,27 +1,33 @@
-"""Runs and their audit trail.
+"""Runs.
 
 `Run.transition_to` is the only code that changes `Run.state`; `Run.amend` is its sibling for
 writes that change no state (heartbeats, budgets). Both compare-and-set on `version`, so a write
-made from a stale instance is a `TransitionConflict`, never a silent overwrite.
+made from a stale instance is a `TransitionConflict`, never a silent overwrite. Every committed
+write to a run — these two, a creation and an admin edit through `save()` — appends one row to
+the change log in the same transaction (`runs.changelog`), which is how boards learn of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.db import connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .events import announce
+from .audit import Transition
+from .cards import ERROR_SUMMARY_CHARS, LIVE_FIELDS, live_data_from
+from .changelog import writer as change_log
+from .changelog.models import Change, ChangeReader
 from .exceptions import RunNotFound, TransitionConflict, TransitionNotAllowed
 from .ids import uuid7
 from .lifecycle import SuspendedBy, check_changes, plan_transition
 from .states import LEASE_HOLDING_STATES, RunState
-from .writes import compare_and_set, insert_audit
+from .writes import write_move
+
+__all__ = ["ERROR_SUMMARY_CHARS", "LIFECYCLE_FIELDS", "LIVE_FIELDS", "Change", "ChangeReader",
+           "Run", "RunQuerySet", "RunState", "Transition", "live_data_from"]
 
 # Written only by transition_to/amend; save() refuses to change them on an existing row.
 LIFECYCLE_FIELDS: tuple[str, ...] = (
@@ -42,57 +48,6 @@ LIFECYCLE_FIELDS: tuple[str, ...] = (
     "started_at",
     "finished_at",
 )
-
-ERROR_SUMMARY_CHARS = 300
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-# The columns `live_data_from` reads: what a card shows. Selectors that build many cards fetch
-# exactly these with `.values(*LIVE_FIELDS)` (plus the head of `last_error`), skipping model
-# instances, payload, result and long tracebacks.
-LIVE_FIELDS: tuple[str, ...] = (
-    "id", "name", "queue", "priority", "state", "version", "attempts", "max_attempts",
-    "progress", "lease_owner", "lease_expires_at", "heartbeat_at", "next_attempt_at",
-    "scheduled_at", "state_changed_at", "created_at", "started_at", "finished_at",
-    "suspend_reason", "suspended_by", "budget", "consumed", "rerun_of_id",
-)
-
-
-def live_data_from(values: Mapping[str, Any], *, last_error: str) -> dict[str, Any]:
-    """A run's card data from its `LIVE_FIELDS` values (a model's `__dict__` or a values row)."""
-    error = last_error.strip()
-    rerun_of = values["rerun_of_id"]
-    return {
-        "id": str(values["id"]),
-        "short_id": str(values["id"])[-8:],
-        "name": values["name"],
-        "queue": values["queue"],
-        "priority": values["priority"],
-        "state": str(values["state"]),
-        "version": values["version"],
-        "attempts": values["attempts"],
-        "max_attempts": values["max_attempts"],
-        "progress": values["progress"],
-        "lease_owner": values["lease_owner"],
-        "lease_expires_at": _iso(values["lease_expires_at"]),
-        "heartbeat_at": _iso(values["heartbeat_at"]),
-        "next_attempt_at": _iso(values["next_attempt_at"]),
-        "scheduled_at": _iso(values["scheduled_at"]),
-        "state_changed_at": _iso(values["state_changed_at"]),
-        "created_at": _iso(values["created_at"]),
-        "started_at": _iso(values["started_at"]),
-        "finished_at": _iso(values["finished_at"]),
-        "suspend_reason": values["suspend_reason"],
-        "suspended_by": values["suspended_by"],
-        "budget": values["budget"],
-        "consumed": values["consumed"],
-        "error_summary": error.splitlines()[0][:ERROR_SUMMARY_CHARS] if error else "",
-        "rerun_of": str(rerun_of) if rerun_of else None,
-    }
-
 
 class RunQuerySet(models.QuerySet):
     """Read vocabulary for runs."""
@@ -248,8 +203,10 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"{self.name} {self.short_id} ({self.state})"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(self, *args: Any, actor: str = "", reason: str = "", **kwargs: Any) -> None:
         """Save a new run in any state; on an existing run, write only non-lifecycle fields.
+
+        Either way one change-log row goes with it (`actor` and `reason` describe a creation).
 
         Lifecycle fields (state, version, lease, attempts, …) change only through
         `transition_to`/`amend`. Editing one here is refused, and the UPDATE never names them,
@@ -288,8 +245,29 @@ class Run(models.Model):
                     if not field.primary_key and field.name not in LIFECYCLE_FIELDS
                     and field.attname not in deferred
                 ]
-        super().save(*args, **kwargs)
+        alias = kwargs.get("using") or router.db_for_write(Run, instance=self)
+        adding = self._state.adding
+        with transaction.atomic(using=alias, savepoint=False):
+            super().save(*args, **kwargs)
+            if adding:
+                change_log.append(alias, self, kind=Change.CREATED, source=None,
+                                  target=self.state, at=self.created_at, actor=actor,
+                                  reason=reason)
+            else:
+                self._record_edit(alias)
         self._remember_lifecycle()
+
+    def _record_edit(self, alias: str) -> None:
+        # An edit of non-lifecycle fields (the admin's form) is a write boards must see: a new
+        # version (so clients take the new card) and a change-log row, in the same transaction.
+        Run.objects.using(alias).filter(pk=self.pk).update(version=F("version") + 1)
+        version, state = (Run.objects.using(alias).filter(pk=self.pk)
+                          .values_list("version", "state").get())
+        if (state, version) == (self.state, self.version + 1):
+            self.version = version  # this instance was current: it still is
+        row = change_log.change_row(self, kind=Change.UPDATE, source=state, target=state,
+                                    at=timezone.now())
+        change_log.insert_row(alias, {**row, "version": version})
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -333,10 +311,10 @@ class Run(models.Model):
     ) -> Run:
         """Move this run to `target` if the lifecycle allows it now; return the run refreshed.
 
-        Compare-and-set on (state, version) in one transaction with the audit row; the
-        announcement goes out after commit. Raises `TransitionNotAllowed` (table or guard) or
-        `TransitionConflict` (the row moved on since this instance was loaded); either way
-        nothing is written.
+        Compare-and-set on (state, version) in one transaction with the audit row and the
+        change-log row; readers are hinted after commit. Raises `TransitionNotAllowed` (table
+        or guard) or `TransitionConflict` (the row moved on since this instance was loaded);
+        either way nothing is written.
         """
         target = RunState(target)
         now = now or timezone.now()
@@ -350,7 +328,7 @@ class Run(models.Model):
     def amend(self, *, actor: str | None = None, now: datetime | None = None,
               **changes: Any) -> Run:
         """Write fields that change no state (heartbeat, progress, budget) with the same
-        compare-and-set and announcement as a move, and no audit row."""
+        compare-and-set and change-log row as a move, and no audit row."""
         check_changes(changes, state=self.run_state, verb="amend")
         if self.run_state.is_terminal:
             raise TransitionNotAllowed(
@@ -372,26 +350,24 @@ class Run(models.Model):
         # `services.lease` catch it and go on inside their own transaction. That saves two
         # round trips (SAVEPOINT, RELEASE) per move made inside an outer transaction.
         alias = self._state.db or router.db_for_write(Run, instance=self)
+        target = values.get("state", source)
+        audit = (Transition, {
+            "run": self.pk, "from_state": source, "to_state": target, "at": now,
+            "actor": actor, "reason": reason, "attempt": values.get("attempts", self.attempts),
+        }) if audited else None
+        change = change_log.change_row(
+            self, kind=Change.TRANSITION if audited else Change.UPDATE, source=source,
+            target=target, at=now, actor=actor, reason=reason)
+        change["version"] = values["version"]
         with transaction.atomic(using=alias, savepoint=False):
-            updated = compare_and_set(Run, alias, pk=self.pk, state=source,
-                                      version=self.version, values=values)
-            if updated:
-                target = values.get("state", source)
-                if audited:
-                    insert_audit(
-                        Transition, alias, run=self.pk, from_state=source, to_state=target,
-                        at=now, actor=actor, reason=reason,
-                        attempt=values.get("attempts", self.attempts),
-                    )
-                for name, value in values.items():
-                    setattr(self, name, value)
-                event = self.event(
-                    kind="transition" if audited else "update",
-                    source=source, at=now, actor=actor, reason=reason,
-                )
-                transaction.on_commit(partial(announce, event), using=alias, robust=True)
-        if not updated:
-            raise self._conflict(RunState(values.get("state", source)))
+            moved = write_move(Run, alias, pk=self.pk, state=source, version=self.version,
+                               values=values, audit=audit, change=(Change, change))
+            if moved:
+                change_log.hint_after_commit(alias)
+        if not moved:
+            raise self._conflict(RunState(target))
+        for name, value in values.items():
+            setattr(self, name, value)
         self._remember_lifecycle()
 
     def _conflict(self, target: RunState) -> Exception:
@@ -405,58 +381,15 @@ class Run(models.Model):
             run_id=self.pk, current_state=state,
         )
 
-    # -- what the announcement carries ---------------------------------------------------------
+    # -- what a card shows ------------------------------------------------------------------
 
     def live_data(self) -> dict[str, Any]:
         """Everything a board card shows, JSON-ready; payload and result are left out."""
         return live_data_from(self.__dict__, last_error=self.last_error)
 
-    def event(self, *, kind: str, source: RunState | None, at: datetime, actor: str = "",
-              reason: str = "") -> dict[str, Any]:
-        """The `run_changed` payload for this run as it is now (see `runs.events`)."""
-        return {
-            "id": str(self.pk),
-            "version": self.version,
-            "from": str(source) if source else None,
-            "to": str(self.state),
-            "kind": kind,
-            "at": at.isoformat(),
-            "actor": actor,
-            "reason": reason,
-            "run": self.live_data(),
-        }
-
     @property
     def holds_lease(self) -> bool:
         return RunState(self.state) in LEASE_HOLDING_STATES
-
-
-class Transition(models.Model):
-    """One committed state change: append-only, never updated or deleted by the application."""
-
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
-    from_state = models.CharField(max_length=16, choices=RunState.choices, blank=True)
-    to_state = models.CharField(max_length=16, choices=RunState.choices)
-    at = models.DateTimeField(default=timezone.now, editable=False)
-    actor = models.CharField(max_length=200, blank=True, default="")
-    reason = models.TextField(blank=True, default="")
-    attempt = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ("id",)
-        # The run page's timeline: every transition of one run, in order.
-        indexes = (models.Index(fields=("run", "id"), name="transition_run_order"),)
-
-    def __str__(self) -> str:
-        return f"{self.run_id}: {self.from_state or '∅'} → {self.to_state}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TransitionNotAllowed(f"transition {self.pk} is audit history: never changed")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise TransitionNotAllowed(f"transition {self.pk} is audit history: never deleted")
 
 
 # Models kept in their own modules; importing them here registers them with the app:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,8 @@ from django.db.models import Count
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from .models import LIVE_FIELDS, Run, Transition, live_data_from
+from .cards import LIVE_FIELDS, live_data_from
+from .models import Run, Transition
 from .states import TERMINAL_STATES, RunState
 
 FINISHED = tuple(sorted(str(state) for state in TERMINAL_STATES))
@@ -172,6 +174,20 @@ def newest_cards(board_filter: BoardFilter = BoardFilter(), *,
                      .values(*LIVE_FIELDS, "error_head")[:limit]]
         for state in RunState
     }
+
+
+def cards_for(run_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """The cards of these runs (one query by primary key); None for a run that is gone."""
+    wanted = list(run_ids)
+    if not wanted:
+        return {}
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
+    rows = (Run.objects.filter(pk__in=wanted)
+            .annotate(error_head=Substr("last_error", 1, ERROR_HEAD_CHARS))
+            .values(*LIVE_FIELDS, "error_head"))
+    for row in rows:
+        found[str(row["id"])] = live_data_from(row, last_error=row["error_head"])
+    return found
 
 
 def run_with_transitions(run_id: Any) -> tuple[dict[str, Any], list[dict[str, Any]], bool] | None:

@@ -1,7 +1,7 @@
 """The verbs executors, the clock, the dashboard, the admin and the HTTP API share.
 
 Each acts through `Run.transition_to` (or `Run.amend` for writes that move no state), so the
-table, the guards, the audit row and the announcement apply whoever calls. Executor verbs
+table, the guards, the audit row and the change-log row apply whoever calls. Executor verbs
 check that the caller holds the lease; operator verbs reload and decide again when the run
 moved underneath them.
 """
@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
@@ -20,7 +19,6 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .events import announce
 from .exceptions import (
     InvalidInput,
     LeaseLost,
@@ -157,7 +155,9 @@ def submit(
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"payload must be JSON: {error}") from None
     due = scheduled_at or now
-    run = Run.objects.create(
+    rerun_of = options.get("rerun_of")
+    reason = f"rerun of {rerun_of.pk}" if rerun_of else "submitted"
+    run = Run(
         name=name,
         queue=queue,
         payload={} if payload is None else payload,
@@ -166,16 +166,14 @@ def submit(
         state=RunState.SCHEDULED if due > now else RunState.READY,
         max_attempts=max_attempts,
         budget=_validate_budget(budget, what="budget"),
-        rerun_of=options.get("rerun_of"),
+        rerun_of=rerun_of,
         created_at=now,
         state_changed_at=now,
         **backoff,
     )
-    reason = f"rerun of {run.rerun_of_id}" if run.rerun_of_id else "submitted"
+    run.save(force_insert=True, actor=actor, reason=reason)
     Transition.objects.create(run=run, from_state="", to_state=run.state, at=now, actor=actor,
                               reason=reason, attempt=0)
-    event = run.event(kind="created", source=None, at=now, actor=actor, reason=reason)
-    transaction.on_commit(partial(announce, event), robust=True)
     return run
 
 

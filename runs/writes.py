@@ -1,12 +1,17 @@
-"""The two statements of every move — the compare-and-set UPDATE and the audit INSERT — with
-their SQL built once per set of columns.
+"""The statements of every write to a run — the compare-and-set UPDATE, the audit INSERT and the
+change-log INSERT — with their SQL built once per set of columns.
 
 `Run.transition_to` runs on every executor call, so its cost is the product's throughput. The
-ORM's `filter().update()` and `create()` spend more time compiling the same two statements
-than the database spends executing them (measured in `benchmarks/transitions.py`); here the SQL
-text is cached per column set and values go through each field's own `get_db_prep_save`, so
-types, JSON and time zones are handled exactly as the ORM would. The statements still run on
-Django's connection, inside Django's transaction.
+ORM's `filter().update()` and `create()` spend more time compiling the same statements than
+the database spends executing them (measured in `benchmarks/transitions.py`); here the SQL text
+is cached per column set and values go through each field's own `get_db_prep_save`, so types,
+JSON and time zones are handled exactly as the ORM would. The statements still run on Django's
+connection, inside Django's transaction.
+
+On PostgreSQL the three writes of a move are one statement: a data-modifying CTE whose UPDATE
+feeds both INSERTs, so a lost compare-and-set inserts nothing and a move costs one round trip
+instead of three. SQLite has no data-modifying CTEs and no round trips to save: three
+statements.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from django.db import connections, models
 from django.db.models import Field, Model
 
 AUDIT_COLUMNS = ("run", "from_state", "to_state", "at", "actor", "reason", "attempt")
+CHANGE_COLUMNS = ("run_id", "version", "kind", "from_state", "to_state", "queue", "name", "at",
+                  "actor", "reason")
 
 
 # Fields whose Python value is already what every driver takes (str, number, None): skipping
@@ -48,39 +55,81 @@ def _params(model: type[Model], names: tuple[str, ...], row: dict[str, Any],
     return params
 
 
+def _quote(alias: str) -> Any:
+    return connections[alias].ops.quote_name
+
+
 @lru_cache(maxsize=512)
-def _update_sql(alias: str, model: type[Model], columns: tuple[str, ...]) -> str:
-    quote = connections[alias].ops.quote_name
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+def _update_sql(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
+    quote = _quote(alias)
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in _fields(model, names))
     return (f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
             f"WHERE {quote(model._meta.pk.column)} = %s AND {quote('state')} = %s "
             f"AND {quote('version')} = %s")
 
 
-@lru_cache(maxsize=16)
-def _insert_sql(alias: str, model: type[Model]) -> str:
-    quote = connections[alias].ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _fields(model, AUDIT_COLUMNS))
-    placeholders = ", ".join(["%s"] * len(AUDIT_COLUMNS))
+@lru_cache(maxsize=64)
+def _insert_sql(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
+    quote = _quote(alias)
+    columns = ", ".join(quote(field.column) for field in _fields(model, names))
+    placeholders = ", ".join(["%s"] * len(names))
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-def compare_and_set(model: type[Model], alias: str, *, pk: Any, state: str, version: int,
-                    values: dict[str, Any]) -> bool:
-    """UPDATE the row to `values` if it is still in (`state`, `version`); True if it was."""
+def _typed_select(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
+    """`INSERT INTO t (…) SELECT CAST(%s AS type), … FROM moved`: a value in a SELECT list has
+    no column to take its type from, so each placeholder is cast to its column's type."""
+    connection = connections[alias]
+    quote = _quote(alias)
+    fields = _fields(model, names)
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} FROM moved"
+
+
+@lru_cache(maxsize=512)
+def _move_sql(alias: str, model: type[Model], names: tuple[str, ...],
+              audit_model: type[Model] | None, change_model: type[Model]) -> str:
+    """PostgreSQL: UPDATE … RETURNING feeding the audit and change-log INSERTs."""
+    parts = [f"WITH moved AS ({_update_sql(alias, model, names)} RETURNING 1)"]
+    if audit_model is not None:
+        parts.append(f", audited AS ({_typed_select(alias, audit_model, AUDIT_COLUMNS)})")
+    parts.append(" " + _typed_select(alias, change_model, CHANGE_COLUMNS))
+    return "".join(parts)
+
+
+def write_move(model: type[Model], alias: str, *, pk: Any, state: str, version: int,
+               values: dict[str, Any], audit: tuple[type[Model], dict[str, Any]] | None,
+               change: tuple[type[Model], dict[str, Any]]) -> bool:
+    """Compare-and-set the run to `values` if it is still in (`state`, `version`) and, only
+    then, insert its audit row (when given) and its change-log row. True if it moved.
+
+    Call inside a transaction: the three writes commit together or not at all.
+    """
     connection = connections[alias]
     names = tuple(values)
-    params = _params(model, names, values, connection)
-    params += [model._meta.pk.get_db_prep_save(pk, connection), str(state), version]
-    columns = tuple(field.column for field in _fields(model, names))
+    where = [model._meta.pk.get_db_prep_save(pk, connection), str(state), version]
+    update_params = _params(model, names, values, connection) + where
+    change_model, change_row = change
+    change_params = _params(change_model, CHANGE_COLUMNS, change_row, connection)
+    audit_params = _params(audit[0], AUDIT_COLUMNS, audit[1], connection) if audit else []
     with connection.cursor() as cursor:
-        cursor.execute(_update_sql(alias, model, columns), params)
-        return cursor.rowcount == 1
+        if connection.vendor == "postgresql":
+            sql = _move_sql(alias, model, names, audit[0] if audit else None, change_model)
+            cursor.execute(sql, update_params + audit_params + change_params)
+            return cursor.rowcount == 1
+        cursor.execute(_update_sql(alias, model, names), update_params)
+        if cursor.rowcount != 1:
+            return False
+        if audit:
+            cursor.execute(_insert_sql(alias, audit[0], AUDIT_COLUMNS), audit_params)
+        cursor.execute(_insert_sql(alias, change_model, CHANGE_COLUMNS), change_params)
+        return True
 
 
-def insert_audit(model: type[Model], alias: str, **row: Any) -> None:
-    """INSERT one audit row (`AUDIT_COLUMNS`), without asking for its id back."""
+def insert_change(model: type[Model], alias: str, **row: Any) -> None:
+    """INSERT one change-log row (`CHANGE_COLUMNS`) on its own: creations and deletions."""
     connection = connections[alias]
-    params = _params(model, AUDIT_COLUMNS, row, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(alias, model), params)
+        cursor.execute(_insert_sql(alias, model, CHANGE_COLUMNS),
+                       _params(model, CHANGE_COLUMNS, row, connection))

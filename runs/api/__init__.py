@@ -1,6 +1,6 @@
 """The executor and submission HTTP API (django-ninja), mounted at /api/.
 
-`api` is the NinjaAPI instance; `runs.api.urls` mounts it together with /healthz.
+`api` is the NinjaAPI instance; `runs.api.urls` mounts it under /api/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""URLs of the machine-facing edge: the API under /api/ and the health check."""
+"""URLs of the machine-facing edge: the API under /api/."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path, re_path
-
-from runs.health import healthz
 
 from . import api
 from .errors import error_body
@@ -48,5 +46,4 @@ for pattern in api_patterns:
 urlpatterns = [
     path("api/", (api_patterns, ninja_app_name, api_namespace)),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
-    path("healthz", healthz, name="healthz"),
 ]

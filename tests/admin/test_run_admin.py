@@ -142,8 +142,9 @@ def test_a_forged_post_cannot_change_state_or_lifecycle_fields(admin_client_, ma
     assert response.status_code == 302, response.content[:2000]
     run.refresh_from_db()
     assert (run.name, run.priority) == ("etl-renamed", 3)
+    # The edit is one new version (boards take the new card), never the forged 99.
     assert (run.state, run.attempts, run.version, run.lease_owner, run.result) == (
-        "running", 1, 1, "exec-1", None)
+        "running", 1, 2, "exec-1", None)
 
 
 def test_an_admin_save_never_overwrites_a_transition_that_committed_meanwhile(

@@ -38,7 +38,7 @@ def server_env(*, redis: bool) -> dict[str, str]:
                PYTHONUNBUFFERED="1")
     if redis:
         env.update(REDIS_URL=os.environ["REDIS_URL"],
-                   CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"])
+                   HINT_CHANNEL=settings.RUNBOARD["HINT_CHANNEL"])
     return env
 
 

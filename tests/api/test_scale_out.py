@@ -1,5 +1,5 @@
-"""Scale-out: two real daphne processes on PostgreSQL + Redis. A change made through process
-A's HTTP API reaches a logged-in websocket client connected to process B."""
+"""Scale-out: two real daphne processes on PostgreSQL + Redis hints. A change made through
+process A's HTTP API reaches a logged-in websocket client connected to process B."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def two_servers() -> Iterator[tuple[str, str]]:
     servers = []
     try:
         for _ in range(2):
-            server, url = start_server(env, "--no-clock")
+            server, url = start_server(env)
             servers.append((server, url))
         yield servers[0][1], servers[1][1]
     finally:
@@ -45,7 +45,7 @@ def test_a_change_through_server_a_reaches_a_websocket_on_server_b(two_servers):
     for url in (url_a, url_b):
         health = httpx.get(f"{url}/healthz", timeout=10)
         assert health.status_code == 200, health.text
-        assert health.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
+        assert health.json()["checks"]["database"] == "ok"
 
     ws_url = url_b.replace("http://", "ws://") + "/ws/board/"
     with websockets_sync.connect(ws_url, additional_headers={"Cookie": cookie, "Origin": url_b},

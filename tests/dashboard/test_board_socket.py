@@ -10,6 +10,7 @@ from django.db import transaction
 from dashboard.consumers import CLOSE_LOGIN_REQUIRED
 from dashboard.hub import get_hub
 from runs import services
+from runs.changelog.reader import Position
 from runs.models import Run
 from runs.states import RunState
 
@@ -82,9 +83,15 @@ async def test_a_rolled_back_transition_sends_nothing(socket_for, viewer, make_r
 
     await sync_to_async(cancel_then_roll_back)()
     await sync_to_async(services.cancel)(other.pk, actor="x")
-    frame = await receive(socket, "deltas")  # the next frame is the committed one only
-    assert [e["id"] for e in frame["deltas"]] == [str(other.pk)]
-    assert frame["counts"]["running"] == 1 and frame["counts"]["canceled"] == 1
+    frames = [await receive(socket, "deltas")]
+    while not any(e["id"] == str(other.pk) for e in frames[-1]["deltas"]):
+        frames.append(await receive(socket, "deltas"))
+    # The rolled-back move never shows. (On PostgreSQL a frame may repeat the runs' creation:
+    # a transaction open elsewhere in the cluster when the hub started held the log's head
+    # back, and versions make the repeat harmless.)
+    assert not any(e["id"] == str(doomed.pk) and e["to"] == "canceled"
+                   for frame in frames for e in frame["deltas"])
+    assert frames[-1]["counts"]["running"] == 1 and frames[-1]["counts"]["canceled"] == 1
     await socket.disconnect()
 
 
@@ -104,26 +111,36 @@ async def test_the_filter_is_honoured_in_snapshot_deltas_and_counts(socket_for, 
     await socket.disconnect()
 
 
-async def test_duplicate_and_out_of_order_events_are_harmless(socket_for, viewer, make_run):
-    first = await sync_to_async(make_run)(RunState.RUNNING)
-    second = await sync_to_async(make_run)(RunState.READY)
+async def test_a_reconnect_with_its_position_gets_exactly_the_missed_changes(
+        socket_for, viewer, make_run):
+    stays = await sync_to_async(make_run)(RunState.READY)
+    moves = await sync_to_async(make_run)(RunState.READY)
+    leaves = await sync_to_async(make_run)(RunState.RUNNING)
     socket = await socket_for(viewer)
-    await receive(socket, "snapshot")
-    await sync_to_async(services.cancel)(first.pk, actor="x")
-    newest = (await receive(socket, "deltas"))["deltas"][0]
-    hub = get_hub()
-    hub.deliver(newest)  # the same message again
-    stale = {**newest, "version": 1, "from": "running", "to": "running", "kind": "update",
-             "run": {**newest["run"], "version": 1, "state": "running"}}
-    hub.deliver(stale)  # an older version arriving late never brings the card back
-    await sync_to_async(services.cancel)(second.pk, actor="x")
-    frames = [await receive(socket, "deltas")]
-    while not any(e["id"] == str(second.pk) for e in frames[-1]["deltas"]):
-        frames.append(await receive(socket, "deltas"))
-    assert all(e["id"] != str(first.pk) for frame in frames for e in frame["deltas"])
-    counts = frames[-1]["counts"]  # counted once despite the duplicate
-    assert (counts["running"], counts["ready"], counts["canceled"]) == (0, 0, 2)
+    position = (await receive(socket, "snapshot"))["position"]
     await socket.disconnect()
+
+    await sync_to_async(services.cancel)(moves.pk, actor="x")
+    await sync_to_async(services.cancel)(leaves.pk, actor="x")
+    again = await socket_for(viewer, f"?after={position}")
+    frame = await receive(again, "deltas")
+    assert frame["resumed"] is True
+    assert Position.parse(frame["position"]) > Position.parse(position)
+    assert sorted(e["id"] for e in frame["deltas"]) == sorted([str(moves.pk), str(leaves.pk)])
+    assert str(stays.pk) not in {e["id"] for e in frame["deltas"]}
+    counts = frame["counts"]
+    assert (counts["ready"], counts["running"], counts["canceled"]) == (1, 0, 2)
+    assert frame["permitted_actions"] == []
+    await again.disconnect()
+
+
+async def test_a_position_the_log_no_longer_holds_gets_a_snapshot(socket_for, viewer, make_run):
+    await sync_to_async(make_run)(RunState.READY)
+    for forged in ("0.0", "7.999999", "garbage"):
+        socket = await socket_for(viewer, f"?after={forged}")
+        snapshot = await receive(socket, "snapshot")
+        assert column(snapshot, "ready")["count"] == 1
+        await socket.disconnect()
 
 
 async def test_malformed_and_unknown_messages_get_error_frames_and_the_socket_lives(
@@ -190,52 +207,22 @@ async def test_a_bad_run_id_or_unknown_run_closes_the_socket(socket_for, viewer)
     assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4404
 
 
-async def test_fifty_watchers_cost_one_channel_layer_message(socket_for, viewer, make_run,
-                                                             monkeypatch):
-    from channels.layers import get_channel_layer
-
-    from dashboard.subscription import HUB_GROUP
-
+async def test_fifty_watchers_cost_one_log_read_per_change(socket_for, viewer, make_run):
     run = await sync_to_async(make_run)(RunState.RUNNING)
     sockets = [await socket_for(viewer) for _ in range(50)]
     for socket in sockets:
         await receive(socket, "snapshot")
-    layer = get_channel_layer()
-    group_sends = []
-    real_group_send = layer.group_send
-
-    async def counting_group_send(group, message):
-        group_sends.append(group)
-        await real_group_send(group, message)
-
-    monkeypatch.setattr(layer, "group_send", counting_group_send)
     hub = get_hub()
     before = dict(hub.stats)
     await sync_to_async(services.cancel)(run.pk, actor="x")
     for socket in sockets:
         frame = await receive(socket, "deltas")
         assert frame["deltas"][0]["id"] == str(run.pk)
-    assert group_sends == [HUB_GROUP]
-    assert hub.stats["messages"] - before["messages"] == 1
+    assert hub.stats["rows"] - before["rows"] == 1  # read once for the whole process
     assert hub.stats["frames"] - before["frames"] == 50
-    if hasattr(layer, "groups"):  # in-memory layer: one member for this whole process
-        assert len(layer.groups[HUB_GROUP]) == 1
     for socket in sockets:
         await socket.disconnect()
-    assert not hub.active  # the last watcher gone, the subscription is dropped
-
-
-async def test_a_recount_heals_drifted_counts(socket_for, viewer, make_run):
-    await sync_to_async(make_run)(RunState.READY)
-    socket = await socket_for(viewer)
-    await receive(socket, "snapshot")
-    hub = get_hub()
-    (stream,) = hub.streams.values()
-    stream.counts["ready"] = 42  # as if a message had been lost
-    assert await hub.recount(stream, quiet=0)
-    frame = await receive(socket, "deltas")
-    assert frame["deltas"] == [] and frame["counts"]["ready"] == 1
-    await socket.disconnect()
+    assert not hub.active  # the last watcher gone, the hub stops reading
 
 
 @pytest.mark.redis
@@ -244,13 +231,15 @@ async def test_an_idle_socket_on_redis_still_gets_the_next_delta(socket_for, vie
     socket = await socket_for(viewer)
     await receive(socket, "snapshot")
     # Longer than redis-py 8's default 5 s socket_timeout, twice over: nothing may arrive
-    # meanwhile (no close frame either).
+    # meanwhile (no close frame either), and the hint subscription must still be alive.
     assert await socket.receive_nothing(timeout=11, interval=0.2)
+    hub = get_hub()
+    hints_before = hub.stats["hints"]
     await sync_to_async(services.cancel)(run.pk, actor="x")
     frame = await receive(socket, "deltas")
     assert frame["deltas"][0]["to"] == "canceled"
+    assert hub.redis_connected is True and hub.stats["hints"] > hints_before
     await socket.disconnect()
-
 
 
 async def test_a_page_load_reuses_the_counts_the_hub_keeps_instead_of_counting(

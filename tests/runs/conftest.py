@@ -37,18 +37,22 @@ def assert_audit_consistent(run: Run) -> None:
 
 
 @pytest.fixture
-def announced():
-    """Collect every `run_changed` event sent while the test runs."""
-    from runs.events import run_changed
+def hinted():
+    """Count the in-process change-log hints given while the test runs."""
+    from runs.changelog import hints
 
-    events: list[dict[str, Any]] = []
+    given: list[int] = []
+    stop = hints.listen_here(lambda: given.append(1))
+    yield given
+    stop()
 
-    def receiver(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
-        events.append(event)
 
-    run_changed.connect(receiver, weak=False)
-    yield events
-    run_changed.disconnect(receiver)
+def changes(run_id: Any) -> list[tuple[str, str, str, int]]:
+    """The change-log rows of one run: (kind, from, to, version), in log order."""
+    from runs.models import Change
+
+    return list(Change.objects.filter(run_id=run_id).order_by("id")
+                .values_list("kind", "from_state", "to_state", "version"))
 
 
 NON_TERMINAL = [state for state in RunState if not state.is_terminal]

@@ -1,5 +1,5 @@
 """The whole 9 x 9 matrix: the 17 allowed moves succeed when their guard holds; the other 64 are
-refused with `TransitionNotAllowed` and leave the row, the audit trail and the announcements
+refused with `TransitionNotAllowed` and leave the row, the audit trail, the change log and the hints
 untouched."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from runs.exceptions import TransitionNotAllowed
 from runs.models import Run, Transition
 from runs.states import ALLOWED_MOVES, RunState, can_move
-from tests.runs.conftest import audit, row
+from tests.runs.conftest import audit, changes, row
 
 ALL_PAIRS = list(product(RunState, RunState))
 ALLOWED = [(s, t) for s, t in ALL_PAIRS if can_move(s, t)]
@@ -89,5 +89,6 @@ def test_a_move_outside_the_table_is_refused_and_writes_nothing(
     assert refused.value.current_state == source
     assert row(run.pk) == before
     assert audit(run.pk) == []
+    assert changes(run.pk) == [("created", "", source.value, 1)]
     assert callbacks == []
     assert run.state == source  # the instance is untouched too

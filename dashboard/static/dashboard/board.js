@@ -4,6 +4,8 @@
 // `ws/board/` (protocol in dashboard/consumers.py). Rules it keeps:
 // - a delta applies only when its version is newer than the card shown (duplicates and
 //   reordering are harmless); counts are the server's exact totals;
+// - every frame says the change-log position it reaches; a reconnect sends the last one
+//   (`?after=`) and receives exactly the changes it missed (or a snapshot, when too old);
 // - DOM work is batched into one animation frame, whatever the rate of frames;
 // - every string from the server goes through textContent, never innerHTML;
 // - labels, colours, phases and which actions a state allows come from the server.
@@ -28,6 +30,7 @@ const model = {
   permitted: new Set(),
   limit: 50,
   filter: { queue: "", name: "" },
+  position: null, // the change-log position the board reflects (from the last frame)
 };
 const dirty = new Set();
 const flashed = new Set();
@@ -89,6 +92,7 @@ function applySnapshot(snapshot) {
   model.permitted = new Set(snapshot.permitted_actions);
   model.limit = snapshot.limit;
   model.filter = snapshot.filter;
+  model.position = snapshot.position || null;
   model.columns.clear();
   model.where.clear();
   model.versions.clear();
@@ -115,6 +119,7 @@ function applyEvent(event) {
     model.where.delete(event.id);
     dirty.add(shownIn);
   }
+  if (!run) return; // the run was deleted
   const column = model.columns.get(run.state);
   if (!column) return;
   column.cards.set(run.id, run);
@@ -134,6 +139,12 @@ function applyEvent(event) {
 }
 
 function applyDeltas(frame) {
+  if (frame.position) model.position = frame.position;
+  if (frame.permitted_actions) {
+    // A resumed connection: permissions may have changed while we were away.
+    model.permitted = new Set(frame.permitted_actions);
+    for (const state of model.columns.keys()) dirty.add(state);
+  }
   for (const event of frame.deltas) applyEvent(event);
   for (const [state, count] of Object.entries(frame.counts || {})) {
     const column = model.columns.get(state);
@@ -384,6 +395,8 @@ function socketUrl() {
   const params = new URLSearchParams();
   if (model.filter.queue) params.set("queue", model.filter.queue);
   if (model.filter.name) params.set("name", model.filter.name);
+  // A reconnect resumes from where this board is: the server sends only what it missed.
+  if (model.position) params.set("after", model.position);
   const query = params.toString();
   return `${scheme}//${location.host}${page.dataset.socketPath}${query ? `?${query}` : ""}`;
 }
@@ -396,12 +409,11 @@ function connect() {
   socket = current;
   current.addEventListener("open", () => {
     if (socket !== current) return;
-    const reconnected = everOpened;
     everOpened = true;
     attempts = 0;
     setStatus("live");
-    // After any reconnect, what we show may have missed changes: ask for a fresh snapshot.
-    if (reconnected) current.send(JSON.stringify({ type: "resync" }));
+    // Nothing to ask for: the server opens with a snapshot, or with what we missed since
+    // `after` when we are reconnecting.
   });
   current.addEventListener("message", (message) => {
     if (socket !== current) return;
@@ -463,6 +475,7 @@ function applyFilterFromForm() {
   const name = String(data.get("name") || "").trim();
   if (queue === model.filter.queue && name === model.filter.name) return;
   model.filter = { queue, name };
+  model.position = null; // another filter: start from its snapshot
   const params = new URLSearchParams();
   if (queue) params.set("queue", queue);
   if (name) params.set("name", name);

@@ -158,10 +158,12 @@ function concernsThisRun(frame) {
 }
 
 let retryDelay = 500;
+let position = null; // the change-log position of the last frame: a reconnect resumes there
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}${config.socketPath}`);
+  const after = position ? `&after=${encodeURIComponent(position)}` : "";
+  const socket = new WebSocket(`${scheme}//${location.host}${config.socketPath}${after}`);
   socket.addEventListener("open", () => {
     retryDelay = 500;
     setStatus("live", "live");
@@ -173,7 +175,9 @@ function connect() {
     } catch {
       return;
     }
-    // A snapshot comes on every (re)connect: anything may have happened while we were away.
+    if (frame.position) position = frame.position;
+    // A snapshot (first connect, or a reconnect the log could not bridge) may hide anything;
+    // otherwise only a newer version of this run, live or missed while away, needs a fetch.
     if (frame.type === "snapshot" || (frame.type === "deltas" && concernsThisRun(frame))) {
       refresh();
     }

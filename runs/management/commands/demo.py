@@ -1,9 +1,11 @@
 """`manage.py demo`: the one-command demo behind `make run`.
 
 Migrates, creates the demo operator (random password, printed once) and executor tokens, starts
-`manage.py serve` (daphne + the clock in one process) and then a submitter, N simulated
-executors and an operator that act only through the HTTP API. Ctrl-C (or SIGTERM) stops the
-actors, then the server, and waits for it: no process is left behind.
+`manage.py serve` (daphne) and `manage.py clock` as separate processes — the clock's moves
+reach the board through the database's change log like everyone else's — and then a
+submitter, N simulated executors and an operator that act only through the HTTP API. Ctrl-C
+(or SIGTERM) stops the actors, then the clock and the server, and waits for them: no process
+is left behind.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         server = self._start_server(host, port)
+        clock = self._spawn("clock")
         try:
             base_url = self._wait_until_serving(server)
             self._banner(base_url, password, submitter)
@@ -101,7 +104,8 @@ class Command(BaseCommand):
             self._wait_for(server, timeout=5)
         finally:
             stop.set()
-            self._stop_server(server)
+            self._stop_child(clock, "Clock")
+            self._stop_child(server, "Server")
         missing = [s.value for s in RunState if s.value not in self.seen]
         if until_all_states and missing:
             raise CommandError(f"states never seen: {', '.join(missing)}")
@@ -134,10 +138,16 @@ class Command(BaseCommand):
         return submitter, tokens
 
     def _start_server(self, host: str, port: int) -> subprocess.Popen:
-        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve",
-                   "--host", host, "--port", str(port)]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                preexec_fn=_prepare_child if sys.platform == "linux" else None)
+        return self._spawn("serve", "--host", host, "--port", str(port),
+                           stdout=subprocess.PIPE)
+
+    @staticmethod
+    def _spawn(*command: str, stdout: Any = None) -> subprocess.Popen:
+        """A `manage.py` child that dies with the demo (its output goes to our terminal)."""
+        return subprocess.Popen(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), *command], stdout=stdout,
+            text=True, bufsize=1,
+            preexec_fn=_prepare_child if sys.platform == "linux" else None)
 
     def _wait_until_serving(self, server: subprocess.Popen) -> str:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -198,13 +208,13 @@ class Command(BaseCommand):
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=timeout)
 
-    def _stop_server(self, server: subprocess.Popen) -> None:
-        if server.poll() is None:
-            server.terminate()  # SIGTERM: daphne stops its reactor and the clock cleanly
+    def _stop_child(self, child: subprocess.Popen, name: str) -> None:
+        if child.poll() is None:
+            child.terminate()  # SIGTERM: daphne stops its reactor, the clock its loop, cleanly
             try:
-                server.wait(timeout=SERVER_STOP_TIMEOUT)
+                child.wait(timeout=SERVER_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        self.stdout.write("Server stopped." if server.returncode == 0 else
-                          f"Server stopped (exit status {server.returncode}).")
+                child.kill()
+                child.wait()
+        self.stdout.write(f"{name} stopped." if child.returncode == 0 else
+                          f"{name} stopped (exit status {child.returncode}).")
