@@ -11,6 +11,7 @@ from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard.conftest import PASSWORD, ensure_operators_group
 from tests.runpage.conftest import watcher, watcher_client  # noqa: F401 - no permission at all
@@ -39,3 +40,10 @@ def operator_client(queue_operator: User) -> Client:
     client = Client()
     client.force_login(queue_operator)
     return client
+
+
+def queries_for(client: Client, url: str) -> int:
+    """How many queries one GET of `url` makes (it must answer 200)."""
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured.captured_queries)
