@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from runs.queue_overview import overview_query
 from runs.queues import QueueEvent, pause_queue, paused_queue_names
 from tests.ops.conftest import queries_for
 
@@ -190,3 +192,16 @@ def test_latency_counts_from_when_the_oldest_run_became_ready(make_run, watcher_
     html = watcher_client.get("/queues/").content.decode()
 
     assert ">2 h 05 min<" in row_of(html, "q")
+
+
+@pytest.mark.postgres
+def test_on_postgresql_every_figure_is_an_index_range_never_a_scan_of_runs(fleet):
+    """The planner picks sequential scans on tiny tables; forbid them to see the indexes fit."""
+    sql, params = overview_query(["emails", "reports"], now=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "Seq Scan on runs_run" not in plan, plan
+    assert "run_queue_state" in plan or "run_lease_queue_order" in plan, plan
