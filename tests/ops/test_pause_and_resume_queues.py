@@ -128,3 +128,18 @@ def test_the_run_operators_group_may_pause_queues():
 
     assert group.permissions.filter(content_type__app_label="runs",
                                     codename="pause_queue").exists()
+
+
+def test_the_admin_shows_the_queue_trail_read_only(admin_client):
+    pause_queue(queue="emails", actor="olga", reason="SMTP outage")
+    event = QueueEvent.objects.get()
+
+    listing = admin_client.get("/admin/runs/queueevent/")
+    page = admin_client.get(f"/admin/runs/queueevent/{event.pk}/change/")
+    delete = admin_client.post(f"/admin/runs/queueevent/{event.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and "SMTP outage" in listing.content.decode()
+    assert page.status_code == 200 and 'name="reason"' not in page.content.decode()
+    assert delete.status_code == 403
+    assert admin_client.get("/admin/runs/queuepause/add/").status_code == 403
+    assert QueueEvent.objects.count() == 1
