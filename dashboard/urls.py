@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("dashboard.runpage.urls")),
+    path("", include("dashboard.ops.urls")),  # /queues/, /executors/
     path("", include("runs.api.urls")),  # /api/… (executor HTTP API)
     path("healthz", healthz, name="healthz"),
     path("", include("dashboard.board_urls")),

@@ -9,4 +9,5 @@ class RunsConfig(AppConfig):
 
     def ready(self) -> None:
         # runs/admin.py belongs to the run pages; the executor tokens' admin is its own module.
-        from . import admin_tokens  # noqa: F401
+        # Queue pauses live in their own module too (runs/queues.py), with their admin.
+        from . import admin_queues, admin_tokens, queues  # noqa: F401

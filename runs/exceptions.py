@@ -63,3 +63,31 @@ class RunCanceled(LeaseLost):
     """The run was canceled while an executor worked on it: it must stop."""
 
     code = "canceled"
+
+
+class QueueError(RunError):
+    """A queue operation did not happen; nothing was written."""
+
+    code = "queue_error"
+
+    def __init__(self, message: str, *, queue: str | None = None):
+        super().__init__(message)
+        self.queue = queue
+
+
+class QueueNotFound(QueueError):
+    """No run was ever submitted to that queue, and it is not paused."""
+
+    code = "not_found"
+
+
+class QueueAlreadyPaused(QueueError):
+    """The queue is paused already (someone else paused it first)."""
+
+    code = "already_paused"
+
+
+class QueueNotPaused(QueueError):
+    """The queue is not paused (someone else resumed it first)."""
+
+    code = "not_paused"

@@ -30,6 +30,7 @@ from .exceptions import (
 )
 from .lifecycle import SuspendedBy, exhausted_budget
 from .models import Run, Transition
+from .queues import paused_queue_names
 from .states import RunState
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,9 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
     now = timezone.now()
     leased: list[Run] = []
     with transaction.atomic():
-        candidates = Run.objects.filter(state=RunState.READY)
+        # A paused queue's runs stay ready but are never handed out (runs/queues.py).
+        candidates = Run.objects.filter(state=RunState.READY).exclude(
+            queue__in=paused_queue_names())
         if queues:
             candidates = candidates.filter(queue__in=list(queues))
         candidates = candidates.order_by("-priority", "created_at", "id")

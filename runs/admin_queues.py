@@ -1,0 +1,38 @@
+"""Admin for queue pauses: both tables read-only. Pausing and resuming go through the Queues
+page (`runs.queues` services), which writes the audit row; the admin never edits either."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .queues import QueueEvent, QueuePause
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """List and view only: no add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(QueuePause)
+class QueuePauseAdmin(ReadOnlyAdmin):
+    list_display = ("queue", "paused_at", "paused_by", "reason")
+    search_fields = ("queue",)
+
+
+@admin.register(QueueEvent)
+class QueueEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "queue", "action", "actor", "reason")
+    list_filter = ("action",)
+    search_fields = ("queue", "actor")
+    show_full_result_count = False
