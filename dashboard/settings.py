@@ -163,3 +163,14 @@ RUNBOARD = {
     # Largest request body the HTTP API accepts (413 above it), checked before parsing.
     "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
 }
+
+# django.tasks: tasks enqueued with `.enqueue()` become runs; `manage.py runboard_worker`
+# executes them. "tasks" is the demo's queue (runs.demo_tasks), kept apart from the queues its
+# HTTP executors lease from.
+TASKS = {
+    "default": {
+        "BACKEND": "runs.tasks.RunboardBackend",
+        "QUEUES": ["default", "tasks"],
+        "OPTIONS": {"max_attempts": 3},
+    }
+}
