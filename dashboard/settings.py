@@ -160,3 +160,14 @@ RUNBOARD = {
     # The Redis pub/sub channel of wake-up hints (processes of one deployment share it).
     "HINT_CHANNEL": os.environ.get("HINT_CHANNEL", "runboard:changes"),
 }
+
+# django.tasks: tasks enqueued with `.enqueue()` become runs; `manage.py runboard_worker`
+# executes them. "tasks" is the demo's queue (runs.demo_tasks), kept apart from the queues its
+# HTTP executors lease from.
+TASKS = {
+    "default": {
+        "BACKEND": "runs.tasks.RunboardBackend",
+        "QUEUES": ["default", "tasks"],
+        "OPTIONS": {"max_attempts": 3},
+    }
+}

@@ -151,7 +151,8 @@ class World:
             self.stop.wait(rng.uniform(0.5, 2.0))  # a visible moment in `leased`
 
         try:
-            client.work(lambda job: simulated_work(job, stop=self.stop),
+            # Only the simulated kinds' queues: the "tasks" queue is the task worker's.
+            client.work(lambda job: simulated_work(job, stop=self.stop), queues=QUEUES,
                         lease_seconds=EXECUTOR_LEASE_SECONDS, stop=self.stop,
                         before_start=setting_up)
         finally:

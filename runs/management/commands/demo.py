@@ -27,6 +27,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.demo import World
+from runs.demo_tasks import DemoTasks
 from runs.management.commands.serve import READY_LINE
 from runs.states import RunState
 from runs.tokens import ExecutorToken
@@ -89,6 +90,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         server = self._start_server(host, port)
         clock = self._spawn("clock")
+        # Real django.tasks tasks next to the simulated HTTP executors (runs/demo_tasks.py).
+        tasks = DemoTasks(rate=rate / 2, stop=stop, seed=seed,
+                          preexec_fn=_prepare_child if sys.platform == "linux" else None)
         try:
             base_url = self._wait_until_serving(server)
             self._banner(base_url, password, submitter)
@@ -104,6 +108,7 @@ class Command(BaseCommand):
             self._wait_for(server, timeout=5)
         finally:
             stop.set()
+            tasks.close()
             self._stop_child(clock, "Clock")
             self._stop_child(server, "Server")
         missing = [s.value for s in RunState if s.value not in self.seen]
