@@ -10,11 +10,11 @@ never a database error: integers fit the columns, strings hold no NUL, times are
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
 
 from runs.states import RunState
 
@@ -66,8 +66,14 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
 QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=NOT_BLANK)]
 Dimension = Annotated[str, Field(min_length=1, max_length=100, pattern=STORABLE)]
 Amount = Annotated[float, Strict(), Field(ge=0, le=MAX_AMOUNT)]
+def _in_utc(value: datetime) -> datetime:
+    # RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: store the instant in UTC.
+    return value.astimezone(UTC)
+
+
 WhenAt = Annotated[
     datetime,
+    AfterValidator(_in_utc),
     BeforeValidator(_rfc3339),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": WHEN_AT}),
 ]
