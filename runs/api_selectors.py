@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
@@ -23,22 +21,27 @@ class InvalidCursor(InvalidInput):
     field = "cursor"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(run: Run) -> str:
-    """An opaque position after `run` in newest-first order."""
-    raw = f"{run.state_changed_at.isoformat()}|{run.pk}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    """An opaque position after `run` in newest-first order: `<µs since 1970>_<uuid hex>`.
+
+    Any string of that form is a position (a forged one only reads from somewhere else), so
+    the API can state the form as a pattern and never refuse a request that matches it.
+    """
+    return f"{(run.state_changed_at - EPOCH) // MICROSECOND}_{run.pk.hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    micros, separator, run_hex = cursor.partition("_")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        changed_at, run_id = raw.split("|")
-        position = datetime.fromisoformat(changed_at), uuid.UUID(run_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if not (separator and micros.isdigit() and len(micros) <= 17):
+            raise ValueError(cursor)
+        return EPOCH + int(micros) * MICROSECOND, uuid.UUID(hex=run_hex)
+    except (ValueError, OverflowError):
         raise InvalidCursor("cursor: not a cursor this API gave out") from None
-    if position[0].tzinfo is None:
-        raise InvalidCursor("cursor: not a cursor this API gave out")
-    return position
 
 
 def run_page(*, state: RunState | str | None = None, queue: str | None = None,

@@ -158,6 +158,20 @@ class ExecutorClient:
     def replenish(self, run_id: str, budget: dict[str, float]) -> dict[str, Any]:
         return self._post(f"runs/{run_id}/replenish", {"budget": budget})
 
+    def suspend(self, run_id: str, reason: str = "") -> dict[str, Any]:
+        return self._post(f"runs/{run_id}/suspend", {"reason": reason})
+
+    def resume(self, run_id: str) -> dict[str, Any]:
+        return self._post(f"runs/{run_id}/resume")
+
+    def retry(self, run_id: str) -> dict[str, Any]:
+        """Retry now: skip the rest of the backoff."""
+        return self._post(f"runs/{run_id}/retry")
+
+    def rerun(self, run_id: str) -> dict[str, Any]:
+        """A new run with the same work; returns the new run."""
+        return self._post(f"runs/{run_id}/rerun")
+
     # -- the work loop ---------------------------------------------------------------------
 
     def run_one(self, run: dict[str, Any], handler: Callable[[Job], Any]) -> str:
@@ -263,9 +277,9 @@ class OperatorClient:
     def close(self) -> None:
         self.http.close()
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         # Django rotates the CSRF token at login: always send the cookie's current value.
-        response = self.http.post(f"/api/{path}", json=body,
+        response = self.http.post(f"/api/{path}", json=body if body is not None else {},
                                   headers={"X-CSRFToken": self.http.cookies.get("csrftoken", "")})
         return ExecutorClient._answer(response)
 
@@ -281,3 +295,9 @@ class OperatorClient:
 
     def replenish(self, run_id: str, budget: dict[str, float]) -> dict[str, Any]:
         return self._post(f"runs/{run_id}/replenish", {"budget": budget})
+
+    # The same requests as a token's (they only go through this class's `_post`, with CSRF).
+    suspend = ExecutorClient.suspend
+    resume = ExecutorClient.resume
+    retry = ExecutorClient.retry
+    rerun = ExecutorClient.rerun

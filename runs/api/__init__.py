@@ -5,21 +5,23 @@
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
 from ninja.openapi.docs import Swagger
 
 from . import errors
+from .openapi import RunboardAPI
 from .parser import StrictJSONParser
+from .views_actions import router as actions_router
 from .views_executors import router as executor_router
 from .views_runs import router as runs_router
 
-api = NinjaAPI(
+api = RunboardAPI(
     title="Runboard API",
     version="1",
     description=(
-        "Submit runs, lease and report on them as an executor, read and cancel them as an "
-        "operator. Executors authenticate with `Authorization: Bearer <token>` (see `manage.py "
-        "create_token`); operators with their dashboard session (unsafe methods need the "
+        "Submit runs, lease and report on them as an executor; read them, and cancel, "
+        "suspend, resume, retry, rerun or replenish them as an operator. Executors "
+        "authenticate with `Authorization: Bearer <token>` (see `manage.py create_token`); "
+        "operators with their dashboard session (unsafe methods need the "
         "`X-CSRFToken` header). Every refusal is JSON: `{status, code, message, "
         "current_state?, field?, stop?}`."
     ),
@@ -32,3 +34,4 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", runs_router)
 api.add_router("", executor_router)
+api.add_router("", actions_router)

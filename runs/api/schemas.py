@@ -1,58 +1,120 @@
 """Request and response shapes of the API; pydantic validates them and they make the OpenAPI.
 
-Every bound here exists so that bad input is a 400 naming the field, never a database error:
-integers fit the columns, floats are finite, strings hold no NUL, times are plausible.
+Every rule the server enforces on a request is stated here, once, in a form the OpenAPI document
+carries (type, range, length, pattern, enumeration), so that a request the document calls valid
+is never refused for a reason it hides. Types are strict: no boolean for a number, no number
+for a string, no unknown fields. The bounds exist so that bad input is a 400 naming the field,
+never a database error: integers fit the columns, strings hold no NUL, times are plausible.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from django.utils import timezone
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
 
 from runs.states import RunState
 
 MAX_AMOUNT = 1e15  # per budget/consumption value: sums stay finite and exact enough
+MAX_DIMENSIONS = 20
+
+# What every string the database stores must be: no NUL character (PostgreSQL refuses it).
+# Strings must also be valid Unicode — no lone surrogate (UTF-8 cannot encode one) — which
+# JSON Schema takes for granted and its regex engines cannot even write.
+STORABLE = r"^[^\x00]*$"
+# ... and a name is not blank: at least one character that is not whitespace, spelled out (the
+# characters str.strip() removes) so that every regex engine reads the class the same way.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
+# A time as RFC 3339 writes it, in the years 1970 to 2999 (as written, before any offset).
+WHEN_AT = (r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+           r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+           r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+# next_cursor's form: opaque to clients, but any string of this form is a position, not a 400.
+CURSOR = r"^[0-9]{1,17}_[0-9a-f]{32}$"
+_WHEN_AT = re.compile(WHEN_AT)
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+def _rfc3339(value: Any) -> Any:
+    """A time is a string in the documented form (pydantic alone would take a number too)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")
+    if not _WHEN_AT.match(value):
+        raise ValueError("must be an RFC 3339 date-time (with seconds and an offset) in the "
+                         "years 1970-2999")
     return value
 
 
-def _plausible_time(value: datetime) -> datetime:
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.UTC)
-    try:
-        now = timezone.now()
-        if not now - timedelta(days=3650) <= value <= now + timedelta(days=3650):
-            raise ValueError("must be within ten years of now")
-    except OverflowError:
-        raise ValueError("must be within ten years of now") from None
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: 3 and 3.0 both, but never true or "3"."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+# The validator comes last, so it runs first; bounds come before it, or pydantic writes them
+# into the document as "ge"/"le" instead of "minimum"/"maximum".
+Int = Annotated[int, Strict(), BeforeValidator(_whole_number)]
+Percent = Annotated[int, Field(ge=0, le=100), Strict(), BeforeValidator(_whole_number)]
+Bool = Annotated[bool, Strict()]
+Float = Annotated[float, Strict()]  # strict float still takes an integer, never a boolean
+Text = Annotated[str, Field(pattern=STORABLE)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
+QueueName = Annotated[str, Field(min_length=1, max_length=100, pattern=NOT_BLANK)]
+Dimension = Annotated[str, Field(min_length=1, max_length=100, pattern=STORABLE)]
+Amount = Annotated[float, Strict(), Field(ge=0, le=MAX_AMOUNT)]
+def _in_utc(value: datetime) -> datetime:
+    # RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: store the instant in UTC.
+    return value.astimezone(UTC)
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-QueueName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Dimension = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT), AfterValidator(_finite)]
-WhenAt = Annotated[datetime, AfterValidator(_plausible_time)]
+WhenAt = Annotated[
+    datetime,
+    AfterValidator(_in_utc),
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": WHEN_AT}),
+]
+
+# Any JSON value whose strings (and object keys) the database can store. `JsonValue` is a
+# recursive component: pydantic cannot refer to a schema it did not make, so fields carry a
+# placeholder that `runs.api.openapi` replaces with the reference.
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE_PLACEHOLDER = {"x-runboard-json-value": True}
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value. Strings and object keys hold no NUL character; nesting is "
+                   "at most 64 levels deep.",
+    "anyOf": [
+        {"type": "null"}, {"type": "boolean"}, {"type": "number"},
+        {"type": "string", "pattern": STORABLE},
+        {"type": "array", "items": JSON_VALUE_REF},
+        {"type": "object", "propertyNames": {"pattern": STORABLE},
+         "additionalProperties": JSON_VALUE_REF},
+    ],
+}
+Json = Annotated[Any, WithJsonSchema(JSON_VALUE_PLACEHOLDER)]
+
+
+def _amounts(description: str, *, min_dimensions: int = 0) -> Any:
+    """A map of budget dimension to amount; its key rules stated in full (pydantic would state
+    a key pattern as patternProperties, which allows every other key)."""
+    schema: dict[str, Any] = {
+        "type": "object", "description": description, "maxProperties": MAX_DIMENSIONS,
+        "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": STORABLE},
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT},
+    }
+    if min_dimensions:
+        schema["minProperties"] = min_dimensions
+    return Annotated[dict[Dimension, Amount],
+                     Field(min_length=min_dimensions, max_length=MAX_DIMENSIONS),
+                     WithJsonSchema(schema)]
+
+
+Budget = _amounts('Limit per dimension, e.g. {"tokens": 1000}.')
+Consumed = _amounts("Use since the last heartbeat, added to the total.")
+Raised = _amounts("New limits; each at least the current one.", min_dimensions=1)
 
 
 class Input(Schema):
@@ -64,61 +126,66 @@ class Input(Schema):
 class BackoffIn(Input):
     """Retry delays: base * factor^(attempt-1), capped, minus up to `jitter` of it at random."""
 
-    base: float = Field(2.0, ge=0, le=86_400)
-    factor: float = Field(2.0, ge=1, le=10)
-    cap: float = Field(300.0, ge=0, le=7 * 86_400)
-    jitter: float = Field(0.1, ge=0, le=1)
+    base: Float = Field(2.0, ge=0, le=86_400)
+    factor: Float = Field(2.0, ge=1, le=10)
+    cap: Float = Field(300.0, ge=0, le=7 * 86_400)
+    jitter: Float = Field(0.1, ge=0, le=1)
 
 
 class SubmitIn(Input):
     name: Name
     queue: QueueName = "default"
-    payload: Any = Field(default=None, description="Any JSON; handed to the executor as is.")
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher is leased first.")
-    scheduled_at: WhenAt | None = Field(None, description="Not before this time (ISO 8601).")
-    max_attempts: int = Field(3, ge=1, le=100)
+    payload: Json = Field(default=None, description="Any JSON; handed to the executor as is.")
+    priority: Int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher is leased first.")
+    scheduled_at: WhenAt | None = Field(
+        None, description="Not before this time (RFC 3339, years 1970-2999); "
+                          "a past time is due now.")
+    max_attempts: Int = Field(3, ge=1, le=100)
     backoff: BackoffIn | None = None
-    budget: dict[Dimension, Amount] | None = Field(
-        None, max_length=20, description="Limit per dimension, e.g. {\"tokens\": 1000}.")
+    budget: Budget | None = None
 
 
 class LeaseIn(Input):
     executor: Name | None = Field(
-        None, description="Optional; must be the token's executor name if given.")
+        None, description="Optional; must be the token's executor name if given (else 403).")
     queues: list[QueueName] | None = Field(None, max_length=50)
-    limit: int = Field(1, ge=1, le=100)
-    lease_seconds: int = Field(30, ge=1, le=3600)
+    limit: Int = Field(1, ge=1, le=100)
+    lease_seconds: Int = Field(30, ge=1, le=3600)
 
 
 class HeartbeatIn(Input):
-    progress: int | None = Field(None, ge=0, le=100)
-    consumed: dict[Dimension, Amount] | None = Field(
-        None, max_length=20, description="Use since the last heartbeat, added to the total.")
+    progress: Percent | None = None
+    consumed: Consumed | None = None
 
 
 class CompleteIn(Input):
-    result: Any = None
+    result: Json = None
 
 
 class FailIn(Input):
-    error: Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_no_nul)]
-    retryable: bool = True
+    error: Annotated[str, Field(min_length=1, max_length=20_000, pattern=STORABLE)]
+    retryable: Bool = True
 
 
-class CancelIn(Input):
-    reason: Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)] = ""
+class ReasonIn(Input):
+    reason: Annotated[str, Field(max_length=1000, pattern=STORABLE)] = ""
 
 
 class ReplenishIn(Input):
-    budget: dict[Dimension, Amount] = Field(..., min_length=1, max_length=20)
+    budget: Raised
 
 
 class RunFilters(Input):
+    """Query parameters arrive as text: `limit` is parsed from its digits."""
+
     state: RunState | None = None
     queue: QueueName | None = None
     name: Name | None = None
     limit: int = Field(50, ge=1, le=200)
-    cursor: Annotated[str, Field(max_length=200), AfterValidator(_no_nul)] | None = None
+    cursor: Annotated[str, Field(pattern=CURSOR)] | None = Field(
+        None, description="Opaque: pass back a `next_cursor` as it was given. Any other value "
+                          "of this form reads from that position; a value of another form is "
+                          "a 400 `invalid` (field `cursor`).")
 
 
 class RunSummary(Schema):

@@ -22,6 +22,7 @@ from runs.states import RunState
 
 from .auth import executor_only
 from .errors import ApiError, NotLeaseHolder
+from .openapi import links
 from .schemas import (
     CompleteIn,
     ErrorOut,
@@ -57,7 +58,14 @@ def as_lease_holder(run_id: UUID, executor: str, act: Callable[[], T]) -> T:
         raise
 
 
-@router.post("/lease", response={200: LeaseOut, **ERRORS}, summary="Lease ready runs")
+FINISH = {"completeRun": "Report success with a result.",
+          "failRun": "Report a failed attempt."}
+
+
+@router.post("/lease", response={200: LeaseOut, **ERRORS}, summary="Lease ready runs",
+             operation_id="lease",
+             openapi_extra=links(200, "$response.body#/runs/0/id",
+                                 startRun="Start the first leased run."))
 def lease(request: HttpRequest, body: LeaseIn | None = None) -> dict[str, Any]:
     """Take up to `limit` ready runs (higher priority first, then oldest) for this executor."""
     body = body or LeaseIn()
@@ -71,7 +79,9 @@ def lease(request: HttpRequest, body: LeaseIn | None = None) -> dict[str, Any]:
     return {"runs": [run_out(run) for run in runs]}
 
 
-@router.post("/runs/{run_id}/start", response={200: RunSummary, **ERRORS}, summary="Start a run")
+@router.post("/runs/{run_id}/start", response={200: RunSummary, **ERRORS}, summary="Start a run",
+             operation_id="startRun",
+             openapi_extra=links(200, heartbeatRun="Renew the lease, report progress.", **FINISH))
 def start(request: HttpRequest, run_id: UUID) -> dict[str, Any]:
     """leased → running; counts one attempt and renews the lease."""
     executor = request.auth.name
@@ -80,7 +90,8 @@ def start(request: HttpRequest, run_id: UUID) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/heartbeat", response={200: HeartbeatOut, **ERRORS},
-             summary="Heartbeat")
+             summary="Heartbeat", operation_id="heartbeatRun",
+             openapi_extra=links(200, "$response.body#/run/id", **FINISH))
 def heartbeat(request: HttpRequest, run_id: UUID,
               body: HeartbeatIn | None = None) -> dict[str, Any]:
     """Renew the lease, report progress (0-100) and consumption (added to the totals).
@@ -98,7 +109,8 @@ def heartbeat(request: HttpRequest, run_id: UUID,
 
 
 @router.post("/runs/{run_id}/complete", response={200: RunSummary, **ERRORS},
-             summary="Complete a run")
+             summary="Complete a run", operation_id="completeRun",
+             openapi_extra=links(200, rerunRun="Run the same work again."))
 def complete(request: HttpRequest, run_id: UUID, body: CompleteIn | None = None) -> dict[str, Any]:
     """running → completed, with an optional JSON result."""
     executor = request.auth.name
@@ -107,7 +119,9 @@ def complete(request: HttpRequest, run_id: UUID, body: CompleteIn | None = None)
         run_id, executor=executor, result=result)).live_data()
 
 
-@router.post("/runs/{run_id}/fail", response={200: RunSummary, **ERRORS}, summary="Fail a run")
+@router.post("/runs/{run_id}/fail", response={200: RunSummary, **ERRORS}, summary="Fail a run",
+             operation_id="failRun",
+             openapi_extra=links(200, retryRun="Skip the backoff.", rerunRun="Run it again."))
 def fail(request: HttpRequest, run_id: UUID, body: FailIn) -> dict[str, Any]:
     """The attempt failed: retry_wait with backoff while attempts remain (and `retryable`),
     else failed."""

@@ -1,4 +1,4 @@
-"""Submitting, reading and canceling runs (executor tokens and operator sessions)."""
+"""Submitting and reading runs (executor tokens; operator sessions read)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,11 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from runs import services
-from runs.actions import ACTIONS
 from runs.api_selectors import run_page
 
-from .auth import actor_of, executor_only, executor_or_operator, require_permission
-from .schemas import (
-    CancelIn,
-    ErrorOut,
-    ReplenishIn,
-    RunFilters,
-    RunOut,
-    RunPage,
-    RunSummary,
-    SubmitIn,
-)
+from .auth import actor_of, executor_only, executor_or_operator
+from .openapi import links
+from .schemas import ErrorOut, RunFilters, RunOut, RunPage, SubmitIn
 from .serialize import run_out
 
 router = Router(tags=["runs"])
@@ -32,7 +23,11 @@ WRITE_ERRORS = {**READ_ERRORS, 409: ErrorOut}
 
 
 @router.post("/runs", response={201: RunOut, **WRITE_ERRORS}, auth=executor_only,
-             summary="Submit a run")
+             summary="Submit a run", operation_id="submitRun",
+             openapi_extra=links(
+                 201, getRun="Read it.", cancelRun="Cancel it.",
+                 lease={"description": "Lease from its queue (as an executor).",
+                        "requestBody": {"queues": ["$response.body#/queue"], "limit": 1}}))
 def submit_run(request: HttpRequest, body: SubmitIn) -> Status:
     """Create a run: `scheduled` when `scheduled_at` is in the future, else `ready`."""
     backoff = body.backoff.model_dump() if body.backoff else {}
@@ -45,7 +40,7 @@ def submit_run(request: HttpRequest, body: SubmitIn) -> Status:
 
 
 @router.get("/runs", response={200: RunPage, **READ_ERRORS}, auth=executor_or_operator,
-            summary="List runs")
+            summary="List runs", operation_id="listRuns")
 def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
     """Newest change first, at most `limit` (≤ 200) per page; follow `next_cursor`."""
     runs, next_cursor = run_page(state=filters.state, queue=filters.queue, name=filters.name,
@@ -54,25 +49,6 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, **READ_ERRORS}, auth=executor_or_operator,
-            summary="Get a run")
+            summary="Get a run", operation_id="getRun")
 def get_run(request: HttpRequest, run_id: UUID) -> dict[str, Any]:
     return run_out(services.get_run(run_id))
-
-
-@router.post("/runs/{run_id}/cancel", response={200: RunSummary, **WRITE_ERRORS},
-             auth=executor_or_operator, summary="Cancel a run")
-def cancel_run(request: HttpRequest, run_id: UUID, body: CancelIn | None = None) -> dict[str, Any]:
-    """Cancel a run in whatever unfinished state it is in; operators need runs.cancel_run."""
-    action = ACTIONS["cancel"]
-    require_permission(request.auth, action.permission)
-    run = action.perform(run_id, actor=actor_of(request.auth), reason=body.reason if body else "")
-    return run.live_data()
-
-
-@router.post("/runs/{run_id}/replenish", response={200: RunSummary, **WRITE_ERRORS},
-             auth=executor_or_operator, summary="Raise a run's budget")
-def replenish_run(request: HttpRequest, run_id: UUID, body: ReplenishIn) -> dict[str, Any]:
-    """Raise budget limits; a run suspended by its budget resumes when it fits again.
-    Operators need runs.resume_run."""
-    require_permission(request.auth, "runs.resume_run")
-    return services.replenish(run_id, actor=actor_of(request.auth), budget=body.budget).live_data()

@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ def start_server(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, st
     assert server.stdout is not None
     for line in server.stdout:  # ends when the child exits
         if line.startswith(READY_LINE):
+            drain(server)
             return server, line.split()[-1].rstrip("/")
         seen.append(line)
         if time.monotonic() > deadline:
@@ -59,6 +62,22 @@ def start_server(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, st
     server.kill()
     server.wait()
     raise AssertionError("server did not start:\n" + "".join(seen[-30:]))
+
+
+def drain(server: subprocess.Popen, keep: int = 200) -> None:
+    """Keep reading the child's log so that it never blocks on a full pipe (a busy server logs
+    a line per refused request); the last `keep` lines stay on `server.log_tail`."""
+    tail: deque[str] = deque(maxlen=keep)
+    server.log_tail = tail  # type: ignore[attr-defined]
+
+    def read() -> None:
+        try:
+            for line in server.stdout:  # type: ignore[union-attr]
+                tail.append(line)
+        except ValueError:  # closed by stop_server
+            pass
+
+    threading.Thread(target=read, name=f"drain-{server.pid}", daemon=True).start()
 
 
 def stop_server(server: subprocess.Popen) -> None:

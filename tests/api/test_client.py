@@ -131,3 +131,37 @@ def test_the_operator_client_logs_in_and_cancels_with_csrf(transport, executor):
     assert Run.objects.get(pk=run["id"]).transitions.last().actor == "olga"
     with pytest.raises(ApiRefused):
         OperatorClient("https://testserver", "olga", "wrong-password", transport=transport)
+
+
+def test_the_operator_client_suspends_resumes_retries_and_reruns(transport, executor):
+    user = User.objects.create_user("otto", password="pw-otto-123")
+    for codename in ("suspend_run", "resume_run", "retry_run", "rerun_run", "cancel_run"):
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    operator = OperatorClient("https://testserver", "otto", "pw-otto-123", transport=transport)
+    run = executor.submit("etl", max_attempts=2)
+    (leased,) = executor.lease()
+    executor.start(leased["id"])
+    assert operator.suspend(run["id"], "maintenance")["state"] == "suspended"
+    assert operator.resume(run["id"])["state"] == "ready"
+    executor.lease()
+    executor.start(run["id"])
+    assert executor.fail(run["id"], "flaky")["state"] == "retry_wait"
+    assert operator.retry(run["id"])["state"] == "ready"
+    with pytest.raises(ApiRefused) as refused:
+        operator.rerun(run["id"])
+    assert (refused.value.status, refused.value.code) == (409, "not_allowed")
+    operator.cancel(run["id"])
+    new = operator.rerun(run["id"])
+    assert (new["state"], new["rerun_of"]) == ("ready", run["id"])
+    actors = set(Run.objects.get(pk=run["id"]).transitions.values_list("actor", flat=True))
+    assert "otto" in actors
+
+
+def test_the_executor_client_has_the_operator_verbs_too(executor):
+    run = executor.submit("etl")
+    executor.lease()
+    executor.start(run["id"])
+    assert executor.suspend(run["id"])["state"] == "suspended"
+    assert executor.resume(run["id"])["state"] == "ready"
+    executor.cancel(run["id"])
+    assert executor.rerun(run["id"])["rerun_of"] == run["id"]

@@ -42,7 +42,7 @@ def test_every_route_is_in_the_schema_and_nothing_else(schema):
     documented = {(method, path) for path, item in schema["paths"].items()
                   for method in item if method in HTTP_METHODS}
     assert routes_in_code() == documented
-    assert len(documented) == 10
+    assert len(documented) == 14
 
 
 class Recorder(ApiClient):
@@ -105,6 +105,14 @@ def test_every_answer_matches_the_documented_schema(schema, api, other_api, oper
     as_exec.post("/api/lease", {"executor": "not-me"})
     as_operator.post(f"/api/runs/{run['id']}/cancel", {}, **csrf_headers(operator_api))
     as_operator.post(f"/api/runs/{run['id']}/cancel", {}, **csrf_headers(operator_api))
+    as_exec.post(f"/api/runs/{run['id']}/rerun")
+    as_operator.post(f"/api/runs/{run['id']}/rerun", **csrf_headers(operator_api))
+    fifth = running(as_exec)
+    as_exec.post(f"/api/runs/{fifth['id']}/suspend", {"reason": "maintenance"})
+    as_exec.post(f"/api/runs/{fifth['id']}/suspend", {})
+    as_exec.post(f"/api/runs/{fifth['id']}/resume")
+    as_exec.post(f"/api/runs/{third['id']}/retry")
+    as_exec.post(f"/api/runs/{third['id']}/retry")
 
     exercised = set()
     for method, path, status, body in seen:

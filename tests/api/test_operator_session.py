@@ -83,7 +83,9 @@ def test_replenishing_resumes_a_budget_suspended_run(api, operator_api):
         200, "ready", {"tokens": 100})
 
 
-def test_replenishing_never_lowers_a_budget(api):
+def test_replenishing_never_lowers_a_budget_a_409_since_it_depends_on_the_run(api):
     run = running(api, budget={"tokens": 10})
     answer = api.post(f"/api/runs/{run['id']}/replenish", {"budget": {"tokens": 5}})
-    assert (answer.status, answer.body["code"]) == (400, "invalid")
+    assert (answer.status, answer.body["code"], answer.body["field"],
+            answer.body["current_state"]) == (409, "not_allowed", "budget", "running")
+    assert api.get(f"/api/runs/{run['id']}").body["budget"] == {"tokens": 10}
