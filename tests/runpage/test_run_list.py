@@ -53,11 +53,11 @@ def test_the_filter_form_shows_what_the_url_says(watcher_client, make_run):
         "", "emails", "etl"]
 
 
-def test_an_unknown_state_is_reported_not_obeyed(watcher_client, make_run):
+def test_an_unknown_state_matches_nothing_and_says_so(watcher_client, make_run):
     make_run()
     ids, html = listed(watcher_client, state="exploded")
-    assert len(ids) == 1
-    assert "Unknown state 'exploded'" in html.find(class_="filter-error").text
+    assert ids == []  # a bad filter narrows to nothing, never widens to every run
+    assert "There is no state 'exploded'" in html.find(class_="filter-error").text
 
 
 def test_search_by_full_id_short_id_or_a_longer_suffix(watcher_client, make_run):
@@ -71,11 +71,14 @@ def test_search_by_full_id_short_id_or_a_longer_suffix(watcher_client, make_run)
     assert listed(watcher_client, q=full[-17:])[0] == [full]  # with a dash inside
 
 
-def test_a_search_shorter_than_the_short_id_is_refused_with_help(watcher_client, make_run):
+@pytest.mark.parametrize("term", ["abc", "not-an-id!", "zzzzzzzzzz"])
+def test_an_id_search_that_is_not_an_id_matches_nothing_with_help(watcher_client, make_run,
+                                                                   term):
     make_run()
-    ids, html = listed(watcher_client, q="abc")
+    ids, html = listed(watcher_client, q=term)
     assert "last 8 or more characters" in html.find(class_="filter-error").text
-    assert len(ids) == 1  # the bad search is dropped, not applied
+    assert ids == []  # narrowed to nothing, not dropped (which showed every run)
+    assert html.find(id="no-match") is not None
 
 
 def test_the_short_id_search_reads_the_expression_index(make_run):
