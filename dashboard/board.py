@@ -14,7 +14,7 @@ from django.utils import timezone
 from runs import selectors
 from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
 from runs.client import HEARTBEATS_PER_LEASE
-from runs.presentation import STATE_COLOURS
+from runs.presentation import ALERT_STATES, STATE_COLOURS
 from runs.selectors import BoardFilter
 from runs.states import PHASES, RunState
 
@@ -67,6 +67,7 @@ def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, in
                 "count": counts.get(str(state), 0),
                 "actions": ACTIONS_BY_STATE[str(state)],
                 "shows_error": state in SHOWS_ERROR,
+                "alerts": state in ALERT_STATES,
                 "cards": cards.get(str(state), []),
             }
             for state in RunState

@@ -23,6 +23,9 @@ STATE_COLOURS: dict[str, str] = {
     RunState.CANCELED: "#8a8f98",
 }
 
+# States whose count goes into the page title ("(3 failed) Board · Runboard").
+ALERT_STATES: frozenset[str] = frozenset({RunState.FAILED.value})
+
 STATE_LABELS: dict[str, str] = {state.value: state.label for state in RunState}
 
 

@@ -52,10 +52,14 @@ def run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "liveUrl": reverse("run-live", args=[run_id]),
         "socketPath": f"/ws/board/?run={run_id}",
         "lastTransitionId": detail.last_transition_id,
+        "finished": detail.run.run_state.is_terminal,
     }
     buttons = [(button, action_url(run_id, button.name)) for button in detail.actions]
+    may_replenish = bool(detail.meters) and not detail.run.run_state.is_terminal and \
+        request.user.has_perm(ACTIONS["resume"].permission)
     return render(request, "runpage/run_detail.html", {
         "detail": detail, "run": detail.run, "buttons": buttons, "page_url": page_url,
+        "may_replenish": may_replenish,
         "config": config, "timeline_limit": f"{TIMELINE_LIMIT:,}",
     })
 
