@@ -26,12 +26,14 @@ def board_data(make_run) -> dict:
     now = timezone.now()
     runs = {
         "etl": make_run(RunState.RUNNING, name="nightly-etl", queue="analytics", progress=62,
+                        state_changed_at=now - timedelta(minutes=2),
                         heartbeat_at=now - timedelta(seconds=3), max_attempts=5,
                         budget={"tokens": 50_000, "cost_cents": 400},
                         consumed={"tokens": 41_200, "cost_cents": 130}),
         "invoices": make_run(RunState.READY, name="send-invoices", queue="billing"),
         "report": make_run(RunState.RUNNING, name="render-report", queue="default",
                            progress=18, heartbeat_at=now - timedelta(seconds=11),
+                           state_changed_at=now - timedelta(minutes=1),
                            lease_expires_at=now + timedelta(seconds=4)),
     }
     make_run(RunState.SCHEDULED, name="weekly-digest", queue="mail",

@@ -309,7 +309,9 @@ function renderCard(run, column) {
 // "retry in 3s"; once due, the whole line says so ("retry due now", not "retry in retrying now").
 function countdown(prefix, until, overdue) {
   const line = el("div", "card-line countdown");
-  line.append(el("span", "countdown-prefix", prefix));
+  const lead = el("span", "countdown-prefix", prefix);
+  lead.dataset.prefix = prefix;
+  line.append(lead);
   const time = el("time", "tick");
   time.dataset.until = until;
   time.dataset.overdue = overdue;
@@ -423,7 +425,8 @@ function tickOne(node, now) {
   else if (data.until) {
     const left = Date.parse(data.until) - now;
     node.parentElement.classList.toggle("overdue", left <= 0);
-    node.parentElement.querySelector(".countdown-prefix")?.classList.toggle("hidden", left <= 0);
+    const lead = node.parentElement.querySelector(".countdown-prefix");
+    if (lead) lead.textContent = left > 0 ? lead.dataset.prefix : "";
     node.textContent = left > 0 ? duration(left) : data.overdue;
   } else if (data.ago) node.textContent = `♥ ${duration(now - Date.parse(data.ago))} ago`;
   else if (data.lease) {
