@@ -20,7 +20,8 @@ OVERFLOWING = """() => {
     const box = node.getBoundingClientRect();
     if (box.width === 0 || box.height === 0) continue;
     if (box.right > width + 1 || box.left < -1) {
-      out.push(`${node.tagName.toLowerCase()}.${node.className} ${Math.round(box.left)}..${Math.round(box.right)}`);
+      const name = `${node.tagName.toLowerCase()}.${node.className}`;
+      out.push(`${name} ${Math.round(box.left)}..${Math.round(box.right)}`);
     }
   }
   return {scroll: document.documentElement.scrollWidth, width, out: out.slice(0, 10)};
