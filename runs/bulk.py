@@ -208,3 +208,23 @@ def summarize(outcomes: Mapping[str, str], *, skipped: Iterable[list[str]] = ())
     parts = [f"{count:,} {outcome}" for outcome, count in ordered]
     parts += [f"{count} skipped: {why}" for why, count in skipped]
     return "; ".join(parts) or "nothing to do"
+
+
+RESULTS_SHOWN = 200
+
+
+def already_rerun(operation: BulkOperation) -> int:
+    """How many of a rerun preview's runs have been rerun before (bounded by the frozen ids)."""
+    if operation.action != "rerun" or not operation.run_ids:
+        return 0
+    return (Run.objects.filter(rerun_of__in=operation.run_ids).order_by()
+            .values("rerun_of").distinct().count())
+
+
+def runs_made(operation: BulkOperation, *, limit: int = RESULTS_SHOWN) -> list[Run]:
+    """The runs a confirmed rerun made (newest first, at most `limit`)."""
+    if operation.action != "rerun" or operation.status == "previewed":
+        return []
+    return list(Run.objects.filter(rerun_of__in=operation.run_ids,
+                                   created_at__gte=operation.created_at)
+                .order_by("-created_at").only("id", "name", "state", "rerun_of")[:limit])

@@ -81,4 +81,6 @@ def bulk_operation(request: HttpRequest, operation_id: UUID) -> HttpResponse:
         "not_done_total": len(not_done),
         "sample_ids": operation.run_ids[:20],
         "stalled": bulk.is_stalled(operation),
+        "already_rerun": bulk.already_rerun(operation),
+        "runs_made": bulk.runs_made(operation),
     })

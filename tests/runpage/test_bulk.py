@@ -282,3 +282,20 @@ def test_an_empty_selection_selects_nothing(operator_client, make_run):
                                                           "scope": "selected"})
     assert response.status_code == 400
     assert not BulkOperation.objects.exists()
+
+
+def test_a_rerun_preview_flags_runs_already_rerun_and_the_result_links_the_new_runs(
+        operator_client, make_run):
+    first, second = make_run(RunState.FAILED), make_run(RunState.FAILED)
+    services.rerun(first.pk, actor="olga")
+    operation = operation_of(preview(operator_client, "rerun", state="failed"))
+    page = parse(operator_client.get(reverse("run-bulk-operation", args=[operation.pk])).content)
+    assert page.find(id="already-rerun").find("strong").text == "1"
+    operator_client.post(reverse("run-bulk-operation", args=[operation.pk]))
+    page = parse(operator_client.get(reverse("run-bulk-operation", args=[operation.pk])).content)
+    made = Run.objects.filter(rerun_of__in=[first.pk, second.pk],
+                              created_at__gte=operation.created_at)
+    links = [a.attrs["href"] for a in page.find(id="runs-made").find_all("a")]
+    for run in made:
+        assert reverse("run-detail", args=[run.pk]) in links
+    assert made.count() == 2
