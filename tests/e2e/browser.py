@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.dashboard.conftest import PASSWORD
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"  # the README shows these
 VIEWPORTS = {"laptop": (1280, 800), "desktop": (1600, 1000), "phone": (390, 844)}
@@ -26,6 +26,21 @@ OVERFLOWING = """() => {
   }
   return {scroll: document.documentElement.scrollWidth, width, out: out.slice(0, 10)};
 }"""
+
+
+def size(name: str) -> dict[str, int]:
+    width, height = VIEWPORTS[name]
+    return {"width": width, "height": height}
+
+
+def open_page(playwright: Any, viewport: str) -> tuple[Any, Any, list[str]]:
+    """Debian's Chromium with one page at a named viewport; the list collects script errors."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport=size(viewport))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return browser, page, errors
 
 
 def log_in(page: Any, base_url: str, username: str = "olga") -> None:

@@ -111,8 +111,9 @@ def test_the_board_is_live_in_a_real_browser(daphne_server, operator, make_run, 
         expect(column("suspended").locator("[data-count]")).to_have_text("2")
         expect(card(etl, "suspended")).to_contain_text("maintenance window")
 
-        # Click Cancel on a card: it lands in Canceled, with a toast.
+        # Click Cancel on a card, confirm: it lands in Canceled, with a toast.
         card(invoices, "ready").locator("button.cancel").click()
+        page.locator("#confirm-go").click()
         expect(card(invoices, "canceled")).to_be_visible()
         expect(column("canceled").locator("[data-count]")).to_have_text("2")
         expect(page.locator(".toast.success")).to_contain_text("canceled")

@@ -11,8 +11,14 @@ import pytest
 from django.utils import timezone
 
 from runs.states import RunState
-from tests.e2e.browser import SCREENSHOTS, VIEWPORTS, assert_fits, log_in, serious_violations
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import (
+    SCREENSHOTS,
+    assert_fits,
+    log_in,
+    open_page,
+    serious_violations,
+    size,
+)
 from tests.e2e.test_board_browser import board_data, logged_in_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -45,14 +51,9 @@ def test_a_day_on_the_board_at_three_sizes(daphne_server, operator, make_run, mo
     silent = make_run(RunState.RUNNING, name="silent-worker", heartbeat_at=now - timedelta(
         seconds=100), lease_expires_at=now + timedelta(seconds=30), progress=40,
         state_changed_at=now - timedelta(minutes=5))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=dict(zip(("width", "height"), VIEWPORTS["laptop"],
-                                                  strict=True)))
+        browser, page, errors = open_page(playwright, "laptop")
         expect.set_options(timeout=WAIT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
         log_in(page, daphne_server.url)
         expect(page.locator("#connection")).to_have_attribute("data-status", "live")
 
@@ -63,15 +64,14 @@ def test_a_day_on_the_board_at_three_sizes(daphne_server, operator, make_run, mo
             return column(state).locator(f'.card[data-id="{run.pk}"]')
 
         # 1. All nine headers and their counts in view, no sideways scrolling, at 1280 and 1600.
-        for size in ("laptop", "desktop"):
-            width, height = VIEWPORTS[size]
-            page.set_viewport_size({"width": width, "height": height})
+        for name in ("laptop", "desktop"):
+            page.set_viewport_size(size(name))
             heads = page.evaluate(VISIBLE_HEADERS)
             assert [head["state"] for head in heads] == STATES
             for head in heads:
-                assert head["left"] >= 0 and head["right"] <= head["width"], (size, head)
+                assert head["left"] >= 0 and head["right"] <= head["width"], (name, head)
                 assert head["countRight"] <= head["width"] and head["countWidth"] > 0, head
-                assert not head["clipped"], (size, head)
+                assert not head["clipped"], (name, head)
             assert_fits(page)
         page.screenshot(path=str(SCREENSHOTS / "board.png"), full_page=False)
 
@@ -153,8 +153,7 @@ def test_a_day_on_the_board_at_three_sizes(daphne_server, operator, make_run, mo
         expect(page.locator("#board-page")).not_to_have_class(re.compile("is-offline"))
 
         # The phone: counts on top, states one under another, nothing wider than the screen.
-        width, height = VIEWPORTS["phone"]
-        page.set_viewport_size({"width": width, "height": height})
+        page.set_viewport_size(size("phone"))
         summary = page.locator("#state-summary")
         expect(summary).to_be_visible()
         expect(summary.locator("li")).to_have_count(9)

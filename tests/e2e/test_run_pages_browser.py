@@ -10,8 +10,14 @@ import pytest
 from runs import services
 from runs.presentation import STATE_COLOURS
 from runs.states import RunState
-from tests.e2e.browser import SCREENSHOTS, VIEWPORTS, assert_fits, log_in, serious_violations
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import (
+    SCREENSHOTS,
+    assert_fits,
+    log_in,
+    open_page,
+    serious_violations,
+    size,
+)
 from tests.e2e.test_board_browser import logged_in_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,14 +42,9 @@ def test_run_pages_on_every_screen(daphne_server, operator, make_run, monkeypatc
     services.start(run.pk, executor="exec-1")
     services.heartbeat(run.pk, executor="exec-1", consumed={"tokens": 400})  # over budget
     failed = make_run(RunState.FAILED, name="import-orders", last_error="KeyError: 'x'")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=dict(zip(("width", "height"), VIEWPORTS["desktop"],
-                                                  strict=True)))
+        browser, page, errors = open_page(playwright, "desktop")
         expect.set_options(timeout=WAIT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
         log_in(page, daphne_server.url)
         board_failed = page.locator('.column[data-state="failed"]').evaluate(
             "node => getComputedStyle(node).borderTopColor")
@@ -70,7 +71,7 @@ def test_run_pages_on_every_screen(daphne_server, operator, make_run, monkeypatc
         # 3. On a phone the timeline's reason keeps a readable width and nothing overflows.
         http.post(f"/runs/{run.pk}/actions/cancel/", data={"reason": LONG_REASON},
                   headers={"X-CSRFToken": http.cookies["csrftoken"], "Accept": "application/json"})
-        page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["phone"], strict=True)))
+        page.set_viewport_size(size("phone"))
         reason = page.locator("#timeline .move-reason").last
         expect(reason).to_have_text(LONG_REASON)
         assert reason.bounding_box()["width"] > 250
@@ -79,7 +80,7 @@ def test_run_pages_on_every_screen(daphne_server, operator, make_run, monkeypatc
 
         # 7. The run list: the failed badge wears the board's failed colour; times name the
         # zone; live: a change made elsewhere marks its row.
-        page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["laptop"], strict=True)))
+        page.set_viewport_size(size("laptop"))
         page.goto(f"{daphne_server.url}/runs/")
         badge = page.locator(f'tr[data-run-id="{failed.pk}"] .rp-state')
         assert badge.evaluate("node => getComputedStyle(node).backgroundColor") == \
@@ -90,11 +91,11 @@ def test_run_pages_on_every_screen(daphne_server, operator, make_run, monkeypatc
                   headers={"X-CSRFToken": http.cookies["csrftoken"], "Accept": "application/json"})
         expect(page.locator("#live-bar")).to_be_visible()
         expect(page.locator("#live-bar-text")).to_contain_text("since this page loaded")
-        page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["phone"], strict=True)))
+        page.set_viewport_size(size("phone"))
         assert_fits(page)
 
         # Select a row and preview an action on it alone; the preview passes axe too.
-        page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["desktop"], strict=True)))
+        page.set_viewport_size(size("desktop"))
         page.goto(f"{daphne_server.url}/runs/?state=failed")
         page.locator(f'input[name="ids"][value="{failed.pk}"]').check()
         expect(page.locator("#selection-count")).to_have_text("1 selected.")
