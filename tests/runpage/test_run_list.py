@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -208,3 +209,16 @@ def test_a_moved_run_is_not_repeated_at_the_cursor(make_run, now):
                                size=1)
     assert [r.pk for r in nxt.runs] == [b.pk]
     assert Run.objects.count() == 2
+
+
+def test_a_finished_run_shows_no_leftover_progress_and_times_name_their_zone(watcher_client,
+                                                                             make_run):
+    done = make_run(RunState.COMPLETED, progress=70)
+    running = make_run(RunState.RUNNING, progress=40)
+    _, html = listed(watcher_client)
+    cells = {row.attrs["data-run-id"]: row.find_all("td") for row in html.find_all("tr")
+             if "data-run-id" in row.attrs}
+    assert cells[str(done.pk)][7].text == ""
+    assert cells[str(running.pk)][7].text == "40%"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+                        cells[str(done.pk)][9].find("time").text)

@@ -214,3 +214,25 @@ def test_a_run_that_bounced_a_lot_shows_its_latest_moves(watcher_client, make_ru
     assert moves == ["leased → running", "running → suspended", "suspended → ready"]
     assert html.find(id="timeline-truncated").text == (
         "Older moves are left out: showing the latest 3.")
+
+
+def test_an_operator_may_raise_the_budget_from_the_page_a_watcher_may_not(
+        operator_client, watcher_client, make_run):
+    run = make_run(RunState.SUSPENDED, budget={"tokens": 300}, consumed={"tokens": 400},
+                   suspended_by="budget", suspend_reason="budget exhausted: tokens 400/300")
+    form = page(operator_client, run).find(id="replenish-form")
+    assert form.attrs["data-url"] == f"/api/runs/{run.pk}/replenish"
+    assert form.find("input").attrs["name"] == "tokens"
+    assert page(watcher_client, run).find(id="replenish-form") is None
+    finished = make_run(RunState.COMPLETED, budget={"tokens": 300})
+    assert page(operator_client, finished).find(id="replenish-form") is None
+
+
+def test_destructive_buttons_are_marked_and_name_their_run(operator_client, make_run):
+    run = make_run(RunState.RUNNING, name="etl")
+    html = page(operator_client, run)
+    cancel = html.find("form", **{"data-action": "cancel"}).find("button")
+    resume = html.find("form", **{"data-action": "resume"}).find("button")
+    assert cancel.attrs.get("class") == "danger"
+    assert "class" not in resume.attrs
+    assert cancel.attrs["aria-label"] == f"Cancel etl {run.short_id}"
