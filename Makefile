@@ -22,8 +22,11 @@ venv:
 
 # The live demo: daphne + clock on 127.0.0.1:8000, a submitter, simulated executors and an
 # operator, all through the HTTP API. DEMO_RATE (runs/s) and DEMO_EXECUTORS tune it.
+# `exec`: make's own SIGTERM (make forwards it to its recipe's shell) must reach the demo,
+# which then stops its actors and its server cleanly; without it the shell died alone and the
+# demo and its server ran on, orphaned, until something killed them.
 run: venv
-	DEBUG=1 $(PY) manage.py demo
+	DEBUG=1 exec $(PY) manage.py demo
 
 # The whole suite twice: on the embedded default (SQLite + in-memory channel layer), then on
 # the scale-out path (PostgreSQL + Redis). Outside CI the second pass is skipped, with a

@@ -12,7 +12,11 @@ import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from packaging.requirements import Requirement
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # a fresh venv: pip brings packaging along with the install that follows
+    print("packaging is not installed yet")
+    sys.exit(1)
 
 project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
 wanted = project["dependencies"] + project["optional-dependencies"]["dev"]

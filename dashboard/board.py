@@ -13,23 +13,15 @@ from django.utils import timezone
 
 from runs import selectors
 from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
+from runs.client import HEARTBEATS_PER_LEASE
+from runs.presentation import ALERT_STATES, STATE_COLOURS
 from runs.selectors import BoardFilter
 from runs.states import PHASES, RunState
 
 from .hub import shared_counts
 
-# Presentation only: one hue per state, grouped by phase.
-STATE_COLOURS: dict[str, str] = {
-    RunState.SCHEDULED: "#8b9bb4",
-    RunState.READY: "#5aa9ff",
-    RunState.LEASED: "#b48cff",
-    RunState.RUNNING: "#3ddc97",
-    RunState.RETRY_WAIT: "#ffb547",
-    RunState.SUSPENDED: "#f5d04c",
-    RunState.COMPLETED: "#2fbf71",
-    RunState.FAILED: "#ff5c6c",
-    RunState.CANCELED: "#8a8f98",
-}
+# A running card is stale when this many expected heartbeats in a row did not come.
+MISSED_HEARTBEATS_FOR_STALE = 2
 
 # Cards in these states show the first line of the run's last error.
 SHOWS_ERROR: frozenset[str] = frozenset({RunState.RETRY_WAIT, RunState.FAILED})
@@ -43,8 +35,15 @@ def column_limit() -> int:
 
 def _action_catalogue() -> dict[str, dict[str, Any]]:
     return {name: {"label": action.label, "past_tense": action.past_tense,
-                   "needs_reason": action.needs_reason}
+                   "needs_reason": action.needs_reason, "destructive": action.destructive}
             for name, action in ACTIONS.items()}
+
+
+def heartbeat_policy() -> dict[str, int]:
+    """How a card judges a lease holder's heartbeat: executors beat `per_lease` times per lease
+    (runs.client), so the expected interval is the lease span over that; `stale_after_missed`
+    missed beats make the card stale."""
+    return {"per_lease": HEARTBEATS_PER_LEASE, "stale_after_missed": MISSED_HEARTBEATS_FOR_STALE}
 
 
 def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, int],
@@ -68,12 +67,14 @@ def board_snapshot(board_filter: BoardFilter, *, user: Any, counts: dict[str, in
                 "count": counts.get(str(state), 0),
                 "actions": ACTIONS_BY_STATE[str(state)],
                 "shows_error": state in SHOWS_ERROR,
+                "alerts": state in ALERT_STATES,
                 "cards": cards.get(str(state), []),
             }
             for state in RunState
         ],
         "actions": _action_catalogue(),
         "permitted_actions": permitted_actions(user),
+        "heartbeat": heartbeat_policy(),
     }
 
 

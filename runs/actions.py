@@ -25,6 +25,9 @@ class OperatorAction:
     perform: Callable[..., Run]  # (run_id, *, actor, reason) -> Run acted on (rerun: the new run)
     past_tense: str  # "canceled", for outcome reports
     needs_reason: bool = False
+    # Stops or throws away work: pages ask before doing it (with an optional reason) and
+    # draw its button apart from the harmless ones.
+    destructive: bool = False
 
 
 def _cancel(run_id: Any, *, actor: str, reason: str = "") -> Run:
@@ -53,10 +56,12 @@ ACTIONS: dict[str, OperatorAction] = {
         OperatorAction(
             "cancel", "Cancel", "runs.cancel_run",
             lambda state: can_move(state, RunState.CANCELED), _cancel, "canceled",
+            destructive=True,
         ),
         OperatorAction(
             "suspend", "Suspend", "runs.suspend_run",
             lambda state: can_move(state, RunState.SUSPENDED), _suspend, "suspended",
+            destructive=True,
         ),
         OperatorAction(
             "resume", "Resume", "runs.resume_run",

@@ -28,16 +28,12 @@ from .actions import ACTIONS
 from .bulk_models import BulkOperation
 from .listing import COUNT_CAP, distinct_queues, id_search_q, with_short_id
 from .models import LIFECYCLE_FIELDS, Run, Transition
+from .presentation import STATE_COLOURS
 
 # Editable on a run that has not finished; everything else is read-only.
 EDITABLE_FIELDS = ("name", "queue", "payload", "priority", "scheduled_at", "max_attempts",
                    "backoff_base_seconds", "backoff_factor", "backoff_cap_seconds",
                    "backoff_jitter")
-STATE_COLOURS = {
-    "scheduled": "#b39ddb", "ready": "#90caf9", "leased": "#80deea", "running": "#4ea1ff",
-    "retry_wait": "#ffcc80", "suspended": "#fff59d", "completed": "#81c784",
-    "failed": "#ef9a9a", "canceled": "#bdbdbd",
-}
 # Large columns the changelist never shows.
 CHANGELIST_DEFERRED = ("payload", "result", "last_error", "budget", "consumed",
                        "suspend_reason")
@@ -154,6 +150,12 @@ class RunAdmin(admin.ModelAdmin):
         if by_id is not None:
             return with_short_id(queryset).filter(by_id), False
         return super().get_search_results(request, queryset, search_term)
+
+    def has_change_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        """A finished run never changes: its page is view-only (no Save)."""
+        if obj is not None and obj.run_state.is_terminal:
+            return False
+        return super().has_change_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
         every = [f.name for f in Run._meta.fields]

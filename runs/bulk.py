@@ -7,6 +7,7 @@ gets its own audit row and announcement. Outcomes are recorded chunk by chunk.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -80,8 +81,8 @@ def skip_reason(action: OperatorAction, state: RunState | str) -> str:
     return f"cannot {action.name} a {state.label.lower()} run"
 
 
-def preview(*, user: Any, action_name: str, runs_filter: RunFilter,
-            reason: str = "") -> BulkOperation:
+def preview(*, user: Any, action_name: str, runs_filter: RunFilter, reason: str = "",
+            run_ids: Iterable[str] | None = None) -> BulkOperation:
     """Freeze the ids of every run the filter matches that the action applies to now.
 
     Bounded: one LIMIT-ed read of eligible ids (cap + 1) and one LIMIT-ed count per ineligible
@@ -89,8 +90,18 @@ def preview(*, user: Any, action_name: str, runs_filter: RunFilter,
     """
     action = bulk_action(action_name)
     ensure_permitted(user, action)
+    if runs_filter.errors:  # an unreadable filter matches nothing; never act on "all runs"
+        raise InvalidInput(" ".join(runs_filter.errors))
     cap = bulk_cap()
     matching = filtered_runs(runs_filter)
+    if run_ids is not None:  # rows ticked in the list: those, and only if they still match
+        selected = _parse_ids(run_ids)
+        if not selected:
+            raise InvalidInput("No row is selected: tick the runs to act on.")
+        if len(selected) > cap:
+            raise TooManyRuns(TOO_MANY.format(count=f"{len(selected):,}", action=action.name,
+                                              cap=cap))
+        matching = matching.filter(pk__in=selected)
     eligible_states = [s.value for s in RunState if action.applies(s)]
     ids = list(
         matching.filter(state__in=eligible_states)
@@ -111,6 +122,13 @@ def preview(*, user: Any, action_name: str, runs_filter: RunFilter,
         user=user, action=action.name, filter=runs_filter.as_query(), reason=reason[:2000],
         run_ids=[str(pk) for pk in ids], matched=len(ids), skipped=skipped,
     )
+
+
+def _parse_ids(run_ids: Iterable[str]) -> list[uuid.UUID]:
+    try:
+        return list({uuid.UUID(str(run_id)) for run_id in run_ids})
+    except ValueError:
+        raise InvalidInput("a selected row is not a run id") from None
 
 
 def act_on_one(action: OperatorAction, run_id: Any, *, actor: str, reason: str = "") -> str:
@@ -190,3 +208,23 @@ def summarize(outcomes: Mapping[str, str], *, skipped: Iterable[list[str]] = ())
     parts = [f"{count:,} {outcome}" for outcome, count in ordered]
     parts += [f"{count} skipped: {why}" for why, count in skipped]
     return "; ".join(parts) or "nothing to do"
+
+
+RESULTS_SHOWN = 200
+
+
+def already_rerun(operation: BulkOperation) -> int:
+    """How many of a rerun preview's runs have been rerun before (bounded by the frozen ids)."""
+    if operation.action != "rerun" or not operation.run_ids:
+        return 0
+    return (Run.objects.filter(rerun_of__in=operation.run_ids).order_by()
+            .values("rerun_of").distinct().count())
+
+
+def runs_made(operation: BulkOperation, *, limit: int = RESULTS_SHOWN) -> list[Run]:
+    """The runs a confirmed rerun made (newest first, at most `limit`)."""
+    if operation.action != "rerun" or operation.status == "previewed":
+        return []
+    return list(Run.objects.filter(rerun_of__in=operation.run_ids,
+                                   created_at__gte=operation.created_at)
+                .order_by("-created_at").only("id", "name", "state", "rerun_of")[:limit])

@@ -22,6 +22,10 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
+# Heartbeats per lease: each renews the lease, so two can be lost before it lapses. The board
+# judges staleness against the interval this implies.
+HEARTBEATS_PER_LEASE = 3
+
 
 class NonRetryable(Exception):
     """Raise from a handler to fail the run without retries."""
@@ -184,7 +188,7 @@ class ExecutorClient:
             return f"stopped: {refused.code}"
         except httpx.HTTPError as error:  # the lease lapses and the clock takes the run back
             return f"stopped: server unreachable ({type(error).__name__})"
-        interval = max(0.2, run.get("lease_seconds", 30) / 3)
+        interval = max(0.2, run.get("lease_seconds", 30) / HEARTBEATS_PER_LEASE)
         beating = threading.Thread(target=self._heartbeats, args=(job, interval),
                                    name=f"heartbeat-{job.id[-8:]}", daemon=True)
         beating.start()

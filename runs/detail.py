@@ -6,17 +6,20 @@ its place in the queue.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from .actions import ACTIONS, permitted_actions
 from .explain import Answer, explain
 from .models import Run, Transition
+from .states import RunState
 
+METER_WARN_PERCENT = 80
 TIMELINE_LIMIT = 2_000  # a run that bounced this often shows its latest moves
 RERUNS_LIMIT = 50
 JSON_DISPLAY_LIMIT = 64 * 1024
@@ -43,16 +46,18 @@ class TimelineEntry:
     actor: str
     reason: str
     attempt: int
+    group: int = -1  # the attempt this move belongs to (see `group_by_attempt`)
 
     @property
     def at_display(self) -> str:
-        return timezone.localtime(self.at).strftime("%Y-%m-%d %H:%M:%S")
+        return date_format(timezone.localtime(self.at), "Y-m-d H:i:s T")
 
     def as_json(self) -> dict[str, Any]:
+        group = self.attempt if self.group < 0 else self.group
         return {"id": self.id, "from": self.from_state, "to": self.to_state,
                 "at": self.at.isoformat(), "at_display": self.at_display, "actor": self.actor,
-                "reason": self.reason, "attempt": self.attempt,
-                "group_label": attempt_label(self.attempt)}
+                "reason": self.reason, "attempt": self.attempt, "group": group,
+                "group_label": attempt_label(group)}
 
 
 @dataclass(frozen=True)
@@ -77,15 +82,28 @@ class Meter:
 
     @property
     def percent(self) -> int:
-        return 100 if self.limit <= 0 else min(int(self.used * 100 / self.limit), 100)
+        """Share of the limit used, not capped: 400 of 300 is 133 %."""
+        return 100 if self.limit <= 0 else round(self.used * 100 / self.limit)
 
     @property
     def exhausted(self) -> bool:
         return self.used >= self.limit
 
+    @property
+    def level(self) -> str:
+        """"over" (exhausted), "warn" (80 % or more) or "": the board's meters use the same."""
+        if self.exhausted:
+            return "over"
+        return "warn" if self.percent >= METER_WARN_PERCENT else ""
+
+    @property
+    def bar_width(self) -> int:
+        return min(self.percent, 100)
+
     def as_json(self) -> dict[str, Any]:
         return {"dimension": self.dimension, "used": self.used, "limit": self.limit,
-                "percent": self.percent, "exhausted": self.exhausted}
+                "percent": self.percent, "exhausted": self.exhausted, "level": self.level,
+                "bar_width": self.bar_width}
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,7 @@ class ActionButton:
     label: str
     applicable: bool
     takes_reason: bool
+    destructive: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,11 +154,36 @@ def timeline(run: Run, *, after: int = 0) -> tuple[list[TimelineEntry], bool]:
     return [TimelineEntry(*row) for row in reversed(rows[:TIMELINE_LIMIT])], truncated
 
 
+def attempt_of(entry: TimelineEntry, previous: TimelineEntry | None,
+               following: TimelineEntry | None) -> int:
+    """The attempt a move belongs to. An audit row records the count after the move, so the
+    lease that starts attempt N is recorded as N-1 and a preemption that ends attempt N as N-1:
+    the lease joins the attempt it started, a move out of running the attempt that ran."""
+    if entry.from_state == RunState.RUNNING and previous is not None:
+        return previous.group
+    if (entry.to_state == RunState.LEASED and following is not None
+            and following.from_state == RunState.LEASED
+            and following.to_state == RunState.RUNNING):
+        return following.attempt
+    return entry.attempt
+
+
+def assign_attempts(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The entries with `group` set (see `attempt_of`), in order."""
+    placed: list[TimelineEntry] = []
+    for index, entry in enumerate(entries):
+        following = entries[index + 1] if index + 1 < len(entries) else None
+        previous = placed[-1] if placed else None
+        placed.append(replace(entry, group=attempt_of(entry, previous, following)))
+    return placed
+
+
 def group_by_attempt(entries: list[TimelineEntry]) -> list[AttemptGroup]:
-    """Group consecutive entries by attempt, keeping order (a suspension un-counts an attempt,
-    so the same number can come back later as its own group)."""
+    """Group consecutive entries by the attempt they belong to, keeping order (a suspension
+    un-counts an attempt, so the same number can come back later as its own group)."""
     return [AttemptGroup(attempt, list(items))
-            for attempt, items in groupby(entries, key=lambda entry: entry.attempt)]
+            for attempt, items in groupby(assign_attempts(entries),
+                                          key=lambda entry: entry.group)]
 
 
 def field_rows(run: Run) -> list[dict[str, str]]:
@@ -185,7 +229,7 @@ def action_buttons(run: Run, user: Any) -> list[ActionButton]:
     """The actions `user` may take, each marked applicable or not in the run's state now."""
     allowed = set(permitted_actions(user))
     return [ActionButton(name, action.label, action.applies(run.run_state),
-                         name in ACTIONS_WITH_REASON)
+                         name in ACTIONS_WITH_REASON, action.destructive)
             for name, action in ACTIONS.items() if name in allowed]
 
 
@@ -220,11 +264,12 @@ def live_state(run_id: Any, *, user: Any, after: int = 0) -> dict[str, Any]:
         "state": run.state,
         "state_label": run.get_state_display(),
         "version": run.version,
+        "finished": run.run_state.is_terminal,
         "answer": {"code": answer.code, "text": answer.text},
         "fields": field_rows(run),
         "meters": [meter.as_json() for meter in budget_meters(run)],
         "result": pretty_json(run.result),
-        "timeline": [entry.as_json() for entry in entries],
+        "timeline": [entry.as_json() for entry in assign_attempts(entries)],
         "actions": [button.name for button in action_buttons(run, user) if button.applicable],
         "reruns": [{"id": str(r.pk), "short_id": r.short_id, "state": r.state}
                    for r in run.reruns.order_by("-created_at").only("id", "state", "rerun_of")

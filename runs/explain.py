@@ -152,8 +152,9 @@ def _retry_wait(run: Run, now: datetime) -> Answer:
     if run.next_attempt_at and run.next_attempt_at > now:
         return Answer(
             "retry_wait",
-            f"Backing off until {_when(run.next_attempt_at)} "
-            f"(attempt {run.attempts} of {run.max_attempts}).{tail}",
+            f"Backing off until {_when(run.next_attempt_at)}, retry in "
+            f"{_span(run.next_attempt_at - now)} (attempt {run.attempts} of "
+            f"{run.max_attempts}).{tail}",
         )
     return Answer(
         "retry_due",

@@ -37,6 +37,7 @@ LIST_COLUMNS = ("id", "name", "queue", "state", "priority", "attempts", "max_att
 
 SEARCH_HELP = ("Search by the full run id or its last 8 or more characters "
                "(the short id on a card).")
+UNKNOWN_STATE = "There is no state {state!r}: nothing matches."
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -74,14 +75,12 @@ class RunFilter:
     def from_query(cls, query: Mapping[str, Any]) -> RunFilter:
         """Parse `?state=&queue=&name=&q=`; unknown values are dropped with an error message."""
         errors: list[str] = []
-        state = (query.get("state") or "").strip()
+        state = (query.get("state") or "").strip()[:40]
         if state and state not in RunState.values:
-            errors.append(f"Unknown state {state!r}: showing every state.")
-            state = ""
-        search = (query.get("q") or "").strip().lower()
+            errors.append(UNKNOWN_STATE.format(state=state))
+        search = (query.get("q") or "").strip().lower()[:40]
         if search and id_search_q(search) is None:
-            errors.append(SEARCH_HELP)
-            search = ""
+            errors.append(f"{search!r} is not a run id. {SEARCH_HELP}")
         return cls(state=state, queue=(query.get("queue") or "").strip()[:100],
                    name=(query.get("name") or "").strip()[:200], search=search,
                    errors=tuple(errors))
@@ -114,7 +113,10 @@ class RunFilter:
         return ", ".join(parts) or "all runs"
 
     def apply(self, runs: Any) -> Any:
-        """Narrow a Run queryset to this filter (ordering is the caller's)."""
+        """Narrow a Run queryset to this filter (ordering is the caller's). A filter that
+        could not be read matches nothing: a bad filter narrows, it never widens."""
+        if self.errors:
+            return runs.none()
         if self.state:
             runs = runs.filter(state=self.state)
         if self.queue:

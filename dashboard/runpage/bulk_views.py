@@ -24,6 +24,14 @@ def _refuse(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, "runpage/refused.html", {"message": message}, status=status)
 
 
+def _selected_ids(request: HttpRequest) -> list[str] | None:
+    """The ticked rows of a selection form (an empty selection selects nothing, never "all"),
+    or None for "all matching"."""
+    if request.POST.get("scope") != "selected":
+        return None
+    return request.POST.getlist("ids")
+
+
 @require_POST
 @login_required
 def bulk_preview(request: HttpRequest) -> HttpResponse:
@@ -32,7 +40,8 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     back = f"{reverse('run-list')}?{urlencode(runs_filter.as_query())}"
     try:
         operation = bulk.preview(user=request.user, action_name=request.POST.get("action", ""),
-                                 runs_filter=runs_filter, reason=request.POST.get("reason", ""))
+                                 runs_filter=runs_filter, reason=request.POST.get("reason", ""),
+                                 run_ids=_selected_ids(request))
     except bulk.NotPermitted as error:
         return _refuse(request, error.message, 403)
     except InvalidInput as error:
@@ -72,4 +81,6 @@ def bulk_operation(request: HttpRequest, operation_id: UUID) -> HttpResponse:
         "not_done_total": len(not_done),
         "sample_ids": operation.run_ids[:20],
         "stalled": bulk.is_stalled(operation),
+        "already_rerun": bulk.already_rerun(operation),
+        "runs_made": bulk.runs_made(operation),
     })

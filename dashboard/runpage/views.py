@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
@@ -9,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
@@ -27,7 +29,7 @@ from runs.listing import (
     page_of_runs,
 )
 from runs.models import Run
-from runs.states import RunState
+from runs.states import LEASE_HOLDING_STATES, RunState
 
 
 def action_url(run_id: UUID, name: str) -> str:
@@ -50,10 +52,14 @@ def run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "liveUrl": reverse("run-live", args=[run_id]),
         "socketPath": f"/ws/board/?run={run_id}",
         "lastTransitionId": detail.last_transition_id,
+        "finished": detail.run.run_state.is_terminal,
     }
     buttons = [(button, action_url(run_id, button.name)) for button in detail.actions]
+    may_replenish = bool(detail.meters) and not detail.run.run_state.is_terminal and \
+        request.user.has_perm(ACTIONS["resume"].permission)
     return render(request, "runpage/run_detail.html", {
         "detail": detail, "run": detail.run, "buttons": buttons, "page_url": page_url,
+        "may_replenish": may_replenish,
         "config": config, "timeline_limit": f"{TIMELINE_LIMIT:,}",
     })
 
@@ -79,10 +85,20 @@ ZERO_ID = UUID(int=0)
 # One table row; rendered with format_html (every value escaped) because 50 rows through
 # template nodes cost more than all of the page's queries at a million runs (benchmarks/board.py).
 ROW_HTML = (
-    '<tr data-run-id="{}"><td><a href="{}"><code>{}</code></a></td><td>{}</td><td>{}</td>'
+    '<tr data-run-id="{}" data-state="{}"><td class="select-cell"><input type="checkbox" '
+    'name="ids" value="{}" form="selection-form" aria-label="Select {} {}"></td>'
+    '<td><a href="{}"><code>{}</code></a></td><td class="wrap" title="{}">{}</td><td>{}</td>'
     '<td><span class="rp-state state-{}">{}</span></td><td>{}/{}</td><td>{}</td><td>{}</td>'
-    '<td>{}</td><td><time datetime="{}">{}</time></td><td>{}</td></tr>'
+    '<td>{}</td><td><time datetime="{}">{}</time></td><td><time datetime="{}">{}</time></td>'
+    '</tr>'
 )
+# Progress belongs to the attempt holding the lease; a finished or waiting run shows none.
+SHOWS_PROGRESS = frozenset(state.value for state in LEASE_HOLDING_STATES)
+
+
+def display_time(moment: datetime) -> str:
+    """The one time format of server-rendered pages: TIME_ZONE, to the second, zone named."""
+    return date_format(timezone.localtime(moment), "Y-m-d H:i:s T")
 
 
 def table_rows(runs: list[Run]) -> SafeString:
@@ -91,13 +107,15 @@ def table_rows(runs: list[Run]) -> SafeString:
     labels = dict(RunState.choices)
     rows = []
     for run in runs:
-        changed = timezone.localtime(run.state_changed_at)
+        progress = "" if run.progress is None or run.state not in SHOWS_PROGRESS else \
+            f"{run.progress}%"
         rows.append(format_html(
-            ROW_HTML, run.pk, link.format(run.pk), run.short_id, run.name, run.queue,
-            run.state, labels.get(run.state, run.state), run.attempts, run.max_attempts,
-            run.priority, "" if run.progress is None else f"{run.progress}%", run.lease_owner,
-            changed.isoformat(), changed.strftime("%Y-%m-%d %H:%M:%S"),
-            timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+            ROW_HTML, run.pk, run.state, run.pk, run.name, run.short_id, link.format(run.pk),
+            run.short_id, run.name, run.name, run.queue, run.state,
+            labels.get(run.state, run.state), run.attempts, run.max_attempts, run.priority,
+            progress, run.lease_owner, run.state_changed_at.isoformat(),
+            display_time(run.state_changed_at), run.created_at.isoformat(),
+            display_time(run.created_at),
         ))
     return mark_safe("".join(rows))  # each row is format_html output
 

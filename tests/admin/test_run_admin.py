@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from runs import listing, services
 from runs.models import Run, Transition
+from runs.presentation import STATE_COLOURS
 from runs.states import RunState
 from tests.runpage.html import parse
 
@@ -31,12 +32,12 @@ def act(client, action: str, runs) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def test_the_changelist_colours_each_state(admin_client_, make_run):
+def test_the_changelist_colours_each_state_from_the_one_palette(admin_client_, make_run):
     make_run(RunState.FAILED)
     html = parse(admin_client_.get(reverse(CHANGELIST)).content)
     badge = html.find("span", class_="run-state")
     assert badge.text == "Failed"
-    assert "background:#ef9a9a" in badge.attrs["style"]
+    assert f"background:{STATE_COLOURS['failed']}" in badge.attrs["style"]
 
 
 def test_the_changelist_filters_by_state_queue_and_created(admin_client_, make_run, now):

@@ -151,3 +151,11 @@ def test_finished_counts_stay_exact_across_the_roll_up_watermark(make_run):
     assert counts["completed"] == 5 and counts["canceled"] == 1
     assert Run.objects.filter(state="completed").count() == 5
 
+
+
+def test_the_board_page_has_skip_links_and_counts_for_screen_readers(client, operator):
+    client.force_login(operator)
+    html = client.get("/").content.decode()
+    assert 'href="#main"' in html and 'id="main"' in html
+    assert 'class="skip-columns" href="#after-board"' in html and 'id="after-board"' in html
+    assert 'aria-label="0 failed"' in html

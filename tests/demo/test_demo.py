@@ -108,3 +108,43 @@ def test_ctrl_c_stops_the_demo_and_its_server_with_no_orphans(tmp_path):
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def descendants_of(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for parent in frontier for child in children_of(parent)]
+        found.extend(children)
+        frontier = children
+    return found
+
+
+def test_sigterm_to_make_run_stops_the_demo_and_its_server_quickly(tmp_path):
+    """make forwards SIGTERM to its recipe; the demo must be the one that gets it (the recipe
+    execs it), stop its actors and server cleanly, and leave nothing behind."""
+    env = {**demo_env(tmp_path), "PORT": "0", "DEMO_EXECUTORS": "2"}
+    make = subprocess.Popen(["make", "-s", "run"], cwd=settings.BASE_DIR, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    family: list[int] = []
+    try:
+        for line in make.stdout:
+            if "first run in running" in line:
+                break
+        family = descendants_of(make.pid)
+        assert len(family) >= 2, "make started no demo and server"
+        started = time.monotonic()
+        make.send_signal(signal.SIGTERM)
+        make.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in family), "processes outlived make"
+        assert time.monotonic() - started < 10  # never the 15 s force-kill
+        assert "Server stopped." in make.stdout.read()
+    finally:
+        if make.poll() is None:
+            make.kill()
+            make.wait()
+        for pid in family:  # orphans of a failed run must not outlive the test
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

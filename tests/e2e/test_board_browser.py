@@ -26,12 +26,14 @@ def board_data(make_run) -> dict:
     now = timezone.now()
     runs = {
         "etl": make_run(RunState.RUNNING, name="nightly-etl", queue="analytics", progress=62,
+                        state_changed_at=now - timedelta(minutes=2),
                         heartbeat_at=now - timedelta(seconds=3), max_attempts=5,
                         budget={"tokens": 50_000, "cost_cents": 400},
                         consumed={"tokens": 41_200, "cost_cents": 130}),
         "invoices": make_run(RunState.READY, name="send-invoices", queue="billing"),
         "report": make_run(RunState.RUNNING, name="render-report", queue="default",
                            progress=18, heartbeat_at=now - timedelta(seconds=11),
+                           state_changed_at=now - timedelta(minutes=1),
                            lease_expires_at=now + timedelta(seconds=4)),
     }
     make_run(RunState.SCHEDULED, name="weekly-digest", queue="mail",
@@ -109,8 +111,9 @@ def test_the_board_is_live_in_a_real_browser(daphne_server, operator, make_run, 
         expect(column("suspended").locator("[data-count]")).to_have_text("2")
         expect(card(etl, "suspended")).to_contain_text("maintenance window")
 
-        # Click Cancel on a card: it lands in Canceled, with a toast.
+        # Click Cancel on a card, confirm: it lands in Canceled, with a toast.
         card(invoices, "ready").locator("button.cancel").click()
+        page.locator("#confirm-go").click()
         expect(card(invoices, "canceled")).to_be_visible()
         expect(column("canceled").locator("[data-count]")).to_have_text("2")
         expect(page.locator(".toast.success")).to_contain_text("canceled")

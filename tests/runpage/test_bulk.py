@@ -250,3 +250,52 @@ def test_an_interrupted_operation_can_be_continued_on_the_remaining_ids_only(
     assert list(operation.outcomes.values()) == ["canceled"] * 5
     assert states_of(runs) == ["canceled"] * 5
     assert all(run.transitions.filter(to_state="canceled").count() == 1 for run in runs)
+
+
+def test_an_invalid_filter_never_previews_against_every_run(operator_client, make_run):
+    make_run(RunState.READY)
+    response = preview(operator_client, "cancel", q="abc")  # not an id
+    assert response.status_code == 400
+    assert "not a run id" in parse(response.content).find(id="refusal").text
+    assert not BulkOperation.objects.exists()
+
+
+def test_the_run_list_offers_no_bulk_action_for_an_invalid_filter(operator_client, make_run):
+    make_run(RunState.READY)
+    html = parse(operator_client.get(reverse("run-list"), {"q": "abc"}).content)
+    assert html.find(id="bulk-form") is None
+    assert html.find(id="selection-form") is None
+
+
+def test_selected_rows_are_previewed_alone(operator_client, make_run):
+    chosen, other = make_run(RunState.READY), make_run(RunState.READY)
+    response = operator_client.post(reverse("run-bulk"), {
+        "action": "cancel", "scope": "selected", "ids": [str(chosen.pk)]})
+    operation = operation_of(response)
+    assert operation.run_ids == [str(chosen.pk)]
+    assert str(other.pk) not in operation.run_ids
+
+
+def test_an_empty_selection_selects_nothing(operator_client, make_run):
+    make_run(RunState.READY)
+    response = operator_client.post(reverse("run-bulk"), {"action": "cancel",
+                                                          "scope": "selected"})
+    assert response.status_code == 400
+    assert not BulkOperation.objects.exists()
+
+
+def test_a_rerun_preview_flags_runs_already_rerun_and_the_result_links_the_new_runs(
+        operator_client, make_run):
+    first, second = make_run(RunState.FAILED), make_run(RunState.FAILED)
+    services.rerun(first.pk, actor="olga")
+    operation = operation_of(preview(operator_client, "rerun", state="failed"))
+    page = parse(operator_client.get(reverse("run-bulk-operation", args=[operation.pk])).content)
+    assert page.find(id="already-rerun").find("strong").text == "1"
+    operator_client.post(reverse("run-bulk-operation", args=[operation.pk]))
+    page = parse(operator_client.get(reverse("run-bulk-operation", args=[operation.pk])).content)
+    made = Run.objects.filter(rerun_of__in=[first.pk, second.pk],
+                              created_at__gte=operation.created_at)
+    links = [a.attrs["href"] for a in page.find(id="runs-made").find_all("a")]
+    for run in made:
+        assert reverse("run-detail", args=[run.pk]) in links
+    assert made.count() == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -53,11 +54,11 @@ def test_the_filter_form_shows_what_the_url_says(watcher_client, make_run):
         "", "emails", "etl"]
 
 
-def test_an_unknown_state_is_reported_not_obeyed(watcher_client, make_run):
+def test_an_unknown_state_matches_nothing_and_says_so(watcher_client, make_run):
     make_run()
     ids, html = listed(watcher_client, state="exploded")
-    assert len(ids) == 1
-    assert "Unknown state 'exploded'" in html.find(class_="filter-error").text
+    assert ids == []  # a bad filter narrows to nothing, never widens to every run
+    assert "There is no state 'exploded'" in html.find(class_="filter-error").text
 
 
 def test_search_by_full_id_short_id_or_a_longer_suffix(watcher_client, make_run):
@@ -71,11 +72,14 @@ def test_search_by_full_id_short_id_or_a_longer_suffix(watcher_client, make_run)
     assert listed(watcher_client, q=full[-17:])[0] == [full]  # with a dash inside
 
 
-def test_a_search_shorter_than_the_short_id_is_refused_with_help(watcher_client, make_run):
+@pytest.mark.parametrize("term", ["abc", "not-an-id!", "zzzzzzzzzz"])
+def test_an_id_search_that_is_not_an_id_matches_nothing_with_help(watcher_client, make_run,
+                                                                   term):
     make_run()
-    ids, html = listed(watcher_client, q="abc")
+    ids, html = listed(watcher_client, q=term)
     assert "last 8 or more characters" in html.find(class_="filter-error").text
-    assert len(ids) == 1  # the bad search is dropped, not applied
+    assert ids == []  # narrowed to nothing, not dropped (which showed every run)
+    assert html.find(id="no-match") is not None
 
 
 def test_the_short_id_search_reads_the_expression_index(make_run):
@@ -205,3 +209,16 @@ def test_a_moved_run_is_not_repeated_at_the_cursor(make_run, now):
                                size=1)
     assert [r.pk for r in nxt.runs] == [b.pk]
     assert Run.objects.count() == 2
+
+
+def test_a_finished_run_shows_no_leftover_progress_and_times_name_their_zone(watcher_client,
+                                                                             make_run):
+    done = make_run(RunState.COMPLETED, progress=70)
+    running = make_run(RunState.RUNNING, progress=40)
+    _, html = listed(watcher_client)
+    cells = {row.attrs["data-run-id"]: row.find_all("td") for row in html.find_all("tr")
+             if "data-run-id" in row.attrs}
+    assert cells[str(done.pk)][7].text == ""
+    assert cells[str(running.pk)][7].text == "40%"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+                        cells[str(done.pk)][9].find("time").text)

@@ -63,9 +63,30 @@ def test_budget_meters_show_use_against_each_limit(watcher_client, make_run):
     html = page(watcher_client, run)
     meters = {row.attrs["data-dimension"]: row for row in html.find_all(class_="meter-row")}
     assert set(meters) == {"cost_cents", "tokens"}
-    assert meters["tokens"].find("meter").attrs["value"] == "250.0"
+    assert meters["tokens"].find(class_="meter-bar").find("span").attrs["style"] == "width: 25%"
     assert meters["tokens"].find(class_="meter-text").text == "250/1000 (25%)"
     assert "exhausted" in meters["cost_cents"].find(class_="meter-text").attrs["class"]
+
+
+def test_an_overspent_budget_reads_its_real_share_in_the_over_colour(watcher_client, make_run):
+    run = make_run(RunState.SUSPENDED, budget={"tokens": 300}, consumed={"tokens": 400},
+                   suspended_by="budget", suspend_reason="budget exhausted: tokens 400/300")
+    meter = page(watcher_client, run).find(class_="meter-row")
+    assert meter.find(class_="meter-text").text == "400/300 (133%)"  # not "(100%)"
+    bar = meter.find(class_="meter-bar")
+    assert "over" in bar.attrs["class"]  # the board's red, not a green <meter>
+    assert bar.find("span").attrs["style"] == "width: 100%"
+
+
+def test_a_suspension_ends_the_attempt_that_ran_not_the_one_before(watcher_client, make_run):
+    run = services.submit(name="etl", max_attempts=3)
+    services.lease(executor="exec-1")
+    services.start(run.pk, executor="exec-1")
+    services.suspend(run.pk, actor="olga", reason="maintenance")
+    groups = page(watcher_client, run).find(id="timeline").find_all("section")
+    assert [g.attrs["data-attempt"] for g in groups] == ["0", "1"]
+    assert [m.find(class_="move-states").text for m in groups[1].find_all("li")] == [
+        "ready → leased", "leased → running", "running → suspended"]
 
 
 def test_the_timeline_lists_every_move_in_order_grouped_by_attempt(watcher_client, now):
@@ -80,8 +101,17 @@ def test_the_timeline_lists_every_move_in_order_grouped_by_attempt(watcher_clien
     html = page(watcher_client, run)
     groups = html.find(id="timeline").find_all("section")
     assert [g.attrs["data-attempt"] for g in groups] == ["0", "1", "2"]
-    assert [g.find("h3").text for g in groups] == ["No attempt counted", "Attempt 1",
-                                                   "Attempt 2"]
+    assert [g.find("h3").text.strip() for g in groups] == ["No attempt counted", "Attempt 1",
+                                                           "Attempt 2"]
+    # The lease that starts an attempt belongs to it (its audit row still counts the one
+    # before), and so does the way out of it.
+    per_group = [[m.find(class_="move-states").text for m in g.find_all("li")] for g in groups]
+    assert per_group == [["∅ → ready"],
+                         ["ready → leased", "leased → running", "running → retry_wait",
+                          "retry_wait → ready"],
+                         ["ready → leased", "leased → running", "running → completed"]]
+    heads = [span.text for span in html.find(class_="move-head").find_all("span")]
+    assert heads == ["Move", "When", "Lasted", "Who", "Why"]
     moves = [m.find(class_="move-states").text for m in html.find_all("li", class_="move")]
     assert moves == ["∅ → ready", "ready → leased", "leased → running", "running → retry_wait",
                      "retry_wait → ready", "ready → leased", "leased → running",
@@ -184,3 +214,25 @@ def test_a_run_that_bounced_a_lot_shows_its_latest_moves(watcher_client, make_ru
     assert moves == ["leased → running", "running → suspended", "suspended → ready"]
     assert html.find(id="timeline-truncated").text == (
         "Older moves are left out: showing the latest 3.")
+
+
+def test_an_operator_may_raise_the_budget_from_the_page_a_watcher_may_not(
+        operator_client, watcher_client, make_run):
+    run = make_run(RunState.SUSPENDED, budget={"tokens": 300}, consumed={"tokens": 400},
+                   suspended_by="budget", suspend_reason="budget exhausted: tokens 400/300")
+    form = page(operator_client, run).find(id="replenish-form")
+    assert form.attrs["data-url"] == f"/api/runs/{run.pk}/replenish"
+    assert form.find("input").attrs["name"] == "tokens"
+    assert page(watcher_client, run).find(id="replenish-form") is None
+    finished = make_run(RunState.COMPLETED, budget={"tokens": 300})
+    assert page(operator_client, finished).find(id="replenish-form") is None
+
+
+def test_destructive_buttons_are_marked_and_name_their_run(operator_client, make_run):
+    run = make_run(RunState.RUNNING, name="etl")
+    html = page(operator_client, run)
+    cancel = html.find("form", **{"data-action": "cancel"}).find("button")
+    resume = html.find("form", **{"data-action": "resume"}).find("button")
+    assert cancel.attrs.get("class") == "danger"
+    assert "class" not in resume.attrs
+    assert cancel.attrs["aria-label"] == f"Cancel etl {run.short_id}"

@@ -10,6 +10,8 @@
 // - every string from the server goes through textContent, never innerHTML;
 // - labels, colours, phases and which actions a state allows come from the server.
 
+import { clock, duration, hover } from "./times.js";
+
 const page = document.getElementById("board-page");
 const boardEl = document.getElementById("board");
 const toastsEl = document.getElementById("toasts");
@@ -17,6 +19,10 @@ const connectionEl = document.getElementById("connection");
 const lastUpdateEl = document.getElementById("last-update");
 const totalEl = document.getElementById("board-total");
 const filterForm = document.getElementById("board-filters");
+const pauseButton = document.getElementById("pause-live");
+const helpDialog = document.getElementById("help-dialog");
+const confirmDialog = document.getElementById("confirm-dialog");
+const PAGE_TITLE = document.title;
 
 const MAX_BACKOFF_MS = 30000;
 const OFFLINE_AFTER_ATTEMPTS = 6;
@@ -31,6 +37,9 @@ const model = {
   limit: 50,
   filter: { queue: "", name: "" },
   position: null, // the change-log position the board reflects (from the last frame)
+  heartbeat: { per_lease: 3, stale_after_missed: 2 },
+  paused: false,
+  missedWhilePaused: 0,
 };
 const dirty = new Set();
 const flashed = new Set();
@@ -51,18 +60,10 @@ function csrfToken() {
   return input ? input.value : "";
 }
 
-function duration(ms) {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${s % 60}s`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return `${h}h ${m % 60}m`;
-  return `${Math.floor(h / 24)}d ${h % 24}h`;
-}
-
-function clock(date) {
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// Heartbeat and progress belong to the stint in the current state: after a retry the run
+// keeps the previous attempt's values until its executor reports again.
+function freshHeartbeat(run) {
+  return Boolean(run.heartbeat_at) && Date.parse(run.heartbeat_at) >= Date.parse(run.state_changed_at);
 }
 
 function newestFirst(a, b) {
@@ -93,6 +94,7 @@ function applySnapshot(snapshot) {
   model.limit = snapshot.limit;
   model.filter = snapshot.filter;
   model.position = snapshot.position || null;
+  if (snapshot.heartbeat) model.heartbeat = snapshot.heartbeat;
   model.columns.clear();
   model.where.clear();
   model.versions.clear();
@@ -113,6 +115,17 @@ function applyEvent(event) {
   if (event.version <= (model.versions.get(event.id) || 0)) return; // stale or duplicate
   remember(event.id, event.version);
   const run = event.run;
+  if (event.kind === "transition" && event.to === run.state) {
+    run.moved_by = event.actor || "";
+    run.moved_because = event.reason || "";
+  } else {
+    const previous = model.where.has(event.id)
+      ? model.columns.get(model.where.get(event.id)).cards.get(event.id) : null;
+    if (previous && previous.state === run.state) {
+      run.moved_by = previous.moved_by;
+      run.moved_because = previous.moved_because;
+    }
+  }
   const shownIn = model.where.get(event.id);
   if (shownIn) {
     model.columns.get(shownIn).cards.delete(event.id);
@@ -167,24 +180,48 @@ function schedule() {
 
 function render() {
   frameRequested = false;
-  for (const state of dirty) renderColumn(state);
-  dirty.clear();
+  for (const state of [...dirty]) {
+    if (renderColumn(state)) dirty.delete(state);
+  }
   flashed.clear();
   let total = 0;
   for (const column of model.columns.values()) total += column.count;
   totalEl.textContent = `${total.toLocaleString()} total`;
+  renderTitle();
   tick();
+}
+
+// "(3 failed) Board · Runboard": the tab says when something needs a look.
+function renderTitle() {
+  const alerts = [];
+  for (const column of model.columns.values()) {
+    if (column.meta.alerts && column.count > 0) {
+      alerts.push(`${column.count.toLocaleString()} ${column.meta.label.toLowerCase()}`);
+    }
+  }
+  document.title = alerts.length ? `(${alerts.join(", ")}) ${PAGE_TITLE}` : PAGE_TITLE;
+}
+
+// A card under the pointer or the keyboard focus stays where it is: its column is redrawn
+// once the pointer or focus leaves it (so a button never moves under a click).
+function heldColumn(list) {
+  return list.querySelector(".card:hover, .card:focus-within") !== null;
 }
 
 function renderColumn(state) {
   const column = model.columns.get(state);
   const section = boardEl.querySelector(`.column[data-state="${CSS.escape(state)}"]`);
-  if (!column || !section) return;
-  section.querySelector("[data-count]").textContent = column.count.toLocaleString();
+  if (!column || !section) return true;
+  const count = section.querySelector("[data-count]");
+  count.textContent = column.count.toLocaleString();
+  count.setAttribute("aria-label", `${column.count.toLocaleString()} ${column.meta.label.toLowerCase()}`);
+  const summary = document.querySelector(`[data-summary-count="${CSS.escape(state)}"]`);
+  if (summary) summary.textContent = column.count.toLocaleString();
   const showAll = section.querySelector(".show-all");
   showAll.textContent = `Show all ${column.count.toLocaleString()}`;
   showAll.href = runListUrl(state);
   const list = section.querySelector("[data-cards]");
+  if (heldColumn(list)) return false;
   const runs = [...column.cards.values()].sort(newestFirst);
   const existing = new Map();
   for (const node of [...list.children]) {
@@ -202,7 +239,14 @@ function renderColumn(state) {
     if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
   });
   if (runs.length === 0) list.append(el("li", "empty", "No runs"));
+  return true;
 }
+
+boardEl.addEventListener("mouseout", (event) => {
+  if (!event.relatedTarget || !event.currentTarget.contains(event.relatedTarget)
+      || !event.relatedTarget.closest?.(".card")) schedule();
+});
+boardEl.addEventListener("focusout", () => setTimeout(schedule, 0));
 
 function renderCard(run, column) {
   const card = el("li", "card");
@@ -211,6 +255,7 @@ function renderCard(run, column) {
   card.dataset.state = column.state;
 
   const top = el("div", "card-top");
+  card.setAttribute("aria-label", `${run.name} ${run.short_id}, ${column.label}`);
   const name = el("a", "card-name", run.name);
   name.title = run.name;
   name.href = `/runs/${encodeURIComponent(run.id)}/`;
@@ -223,18 +268,28 @@ function renderCard(run, column) {
   if (run.priority) meta.append(el("span", "chip priority", `p${run.priority}`));
   card.append(meta);
 
+  // A finished run is not "Completed for 2s": it finished 2s ago.
   const since = el("div", "card-line muted");
-  since.append(`${column.label} for `);
+  since.append(column.terminal ? `${column.label} ` : `${column.label} for `);
   const sinceTime = el("time", "tick");
   sinceTime.dataset.since = run.state_changed_at;
+  if (column.terminal) sinceTime.dataset.suffix = " ago";
   sinceTime.dateTime = run.state_changed_at;
+  sinceTime.title = hover(run.state_changed_at);
   since.append(sinceTime);
   card.append(since);
+  if (run.moved_by && column.terminal) {
+    const who = el("div", "card-line note", run.moved_because
+      ? `by ${run.moved_by}: ${run.moved_because}` : `by ${run.moved_by}`);
+    who.title = who.textContent;
+    card.append(who);
+  }
 
   if (run.scheduled_at && Date.parse(run.scheduled_at) > Date.now()) {
     card.append(countdown("starts in ", run.scheduled_at, "due now"));
   }
-  if (run.progress !== null && run.progress !== undefined && run.lease_owner) {
+  const fresh = run.lease_owner && freshHeartbeat(run);
+  if (run.progress !== null && run.progress !== undefined && fresh) {
     const bar = el("div", "progress");
     bar.title = `${run.progress}%`;
     const fill = el("span");
@@ -243,7 +298,7 @@ function renderCard(run, column) {
     card.append(bar);
   }
   if (run.lease_owner) card.append(leaseLine(run));
-  if (run.next_attempt_at) card.append(countdown("retry in ", run.next_attempt_at, "retrying now"));
+  if (run.next_attempt_at) card.append(countdown("retry in ", run.next_attempt_at, "retry due now"));
   if (run.suspend_reason) {
     const note = el("div", "card-line note", run.suspend_reason);
     if (run.suspended_by) note.title = `Suspended by ${run.suspended_by}`;
@@ -254,6 +309,7 @@ function renderCard(run, column) {
   if (column.shows_error && run.error_summary) {
     const error = el("div", "card-line error-line", run.error_summary);
     error.title = run.error_summary;
+    error.tabIndex = 0; // the full text on focus too
     card.append(error);
   }
   const buttons = column.actions.filter((name) => model.permitted.has(name));
@@ -261,13 +317,17 @@ function renderCard(run, column) {
   return card;
 }
 
+// "retry in 3s"; once due, the whole line says so ("retry due now", not "retry in retrying now").
 function countdown(prefix, until, overdue) {
   const line = el("div", "card-line countdown");
-  line.append(prefix);
+  const lead = el("span", "countdown-prefix", prefix);
+  lead.dataset.prefix = prefix;
+  line.append(lead);
   const time = el("time", "tick");
   time.dataset.until = until;
   time.dataset.overdue = overdue;
   time.dateTime = until;
+  time.title = hover(until);
   line.append(time);
   return line;
 }
@@ -275,19 +335,28 @@ function countdown(prefix, until, overdue) {
 function leaseLine(run) {
   const line = el("div", "card-line lease");
   line.append(el("span", "owner", `on ${run.lease_owner}`));
-  if (run.heartbeat_at) {
+  const beatFrom = freshHeartbeat(run) ? run.heartbeat_at : null;
+  if (beatFrom) {
     const beat = el("time", "tick heartbeat");
-    beat.dataset.ago = run.heartbeat_at;
-    beat.title = "Last heartbeat";
+    beat.dataset.ago = beatFrom;
+    beat.dateTime = beatFrom;
+    beat.title = `Last heartbeat ${hover(beatFrom)}`;
     line.append(beat);
   }
   if (run.lease_expires_at) {
     const left = el("time", "tick lease-left");
     left.dataset.lease = run.lease_expires_at;
-    left.dataset.leaseFrom = run.heartbeat_at || run.started_at || run.state_changed_at;
-    left.title = "Time left on the lease";
+    left.dateTime = run.lease_expires_at;
+    left.title = `Lease until ${hover(run.lease_expires_at)}`;
     line.append(left);
-    line.append(el("span", "badge stale hidden", "stale"));
+    if (run.state_changed_at && run.heartbeat_at !== undefined) {
+      // Staleness is judged by the heartbeat's age against the interval executors beat at
+      // (lease span / beats per lease), from the later of the last beat and the lease start.
+      const badge = el("span", "badge stale hidden", "stale");
+      badge.tabIndex = 0;
+      badge.dataset.beatFrom = beatFrom || run.state_changed_at;
+      line.append(badge);
+    }
   }
   return line;
 }
@@ -328,8 +397,15 @@ function actionForms(run, names) {
     next.type = "hidden";
     next.name = "next";
     next.value = location.pathname + location.search;
-    const button = el("button", `button small ${name}`, model.actions[name]?.label || name);
+    const action = model.actions[name] || {};
+    const button = el("button", `button small ${name}${action.destructive ? " danger" : ""}`,
+      action.label || name);
     button.type = "submit";
+    // Screen readers hear which run a button acts on, not six "Cancel" buttons in a row.
+    button.setAttribute("aria-label", `${action.label || name} ${run.name} ${run.short_id}`);
+    if (action.destructive) form.dataset.confirm = "true";
+    form.dataset.runName = `${run.name} ${run.short_id}`;
+    form.dataset.actionLabel = action.label || name;
     form.append(token, next, button);
     box.append(form);
   }
@@ -338,33 +414,50 @@ function actionForms(run, names) {
 
 // -- ticking clocks -------------------------------------------------------------------------
 
+// While the board is not live (offline, reconnecting, paused) its data may be old: the clocks
+// stop rather than claim a lease lapsed or a heartbeat went stale from what they last heard.
 function tick() {
   const now = Date.now();
-  for (const node of boardEl.querySelectorAll("time.tick")) {
-    const data = node.dataset;
-    if (data.since) node.textContent = duration(now - Date.parse(data.since));
-    else if (data.until) {
-      const left = Date.parse(data.until) - now;
-      node.textContent = left > 0 ? duration(left) : "";
-      node.parentElement.classList.toggle("overdue", left <= 0);
-      if (left <= 0) node.textContent = data.overdue;
-    } else if (data.ago) node.textContent = `♥ ${duration(now - Date.parse(data.ago))} ago`;
-    else if (data.lease) {
-      const expires = Date.parse(data.lease);
-      const left = expires - now;
-      const span = Math.max(1000, expires - Date.parse(data.leaseFrom || data.lease));
-      node.textContent = left > 0 ? `lease ${duration(left)}` : "lease lapsed";
-      const stale = left < Math.max(5000, span * 0.25);
-      const badge = node.parentElement.querySelector(".badge.stale");
-      if (badge) {
-        badge.classList.toggle("hidden", !stale);
-        badge.textContent = left > 0 ? "stale" : "lapsed";
-      }
-      node.closest(".card")?.classList.toggle("is-stale", stale);
-    }
+  const trusted = status === "live" && !model.paused;
+  page.classList.toggle("is-offline", status !== "live");
+  if (trusted) {
+    for (const node of boardEl.querySelectorAll("time.tick")) tickOne(node, now);
   }
   if (lastUpdate) {
-    lastUpdateEl.textContent = `Updated ${clock(lastUpdate)} · ${duration(now - lastUpdate)} ago`;
+    const prefix = trusted ? "Updated" : "Last heard";
+    lastUpdateEl.textContent = `${prefix} ${clock(lastUpdate)} · ${duration(now - lastUpdate)} ago`;
+    lastUpdateEl.title = hover(lastUpdate);
+  }
+}
+
+function tickOne(node, now) {
+  const data = node.dataset;
+  if (data.since) node.textContent = `${duration(now - Date.parse(data.since))}${data.suffix || ""}`;
+  else if (data.until) {
+    const left = Date.parse(data.until) - now;
+    node.parentElement.classList.toggle("overdue", left <= 0);
+    const lead = node.parentElement.querySelector(".countdown-prefix");
+    if (lead) lead.textContent = left > 0 ? lead.dataset.prefix : "";
+    node.textContent = left > 0 ? duration(left) : data.overdue;
+  } else if (data.ago) node.textContent = `♥ ${duration(now - Date.parse(data.ago))} ago`;
+  else if (data.lease) {
+    const expires = Date.parse(data.lease);
+    const left = expires - now;
+    node.textContent = left > 0 ? `lease ${duration(left)}` : "lease lapsed";
+    const badge = node.parentElement.querySelector(".badge.stale");
+    let stale = left <= 0;
+    if (badge) {
+      const beatFrom = Date.parse(badge.dataset.beatFrom);
+      const interval = Math.max(1000, (expires - beatFrom) / model.heartbeat.per_lease);
+      const age = now - beatFrom;
+      stale = left > 0 && age > interval * model.heartbeat.stale_after_missed;
+      badge.classList.toggle("hidden", !stale); // a lapsed lease says so once, in its own words
+      badge.title = `No heartbeat for ${duration(age)}; its executor beats about every `
+        + `${duration(interval)}, so ${Math.floor(age / interval)} beats were missed. `
+        + `The lease lapses in ${duration(Math.max(0, left))} unless one arrives.`;
+      badge.setAttribute("aria-label", `stale: ${badge.title}`);
+    }
+    node.closest(".card")?.classList.toggle("is-stale", stale || left <= 0);
   }
 }
 
@@ -424,6 +517,11 @@ function connect() {
       return;
     }
     lastUpdate = new Date();
+    if (model.paused && frame.type !== "error") {
+      model.missedWhilePaused += 1; // dropped, not buffered: resuming resumes from position
+      renderPaused();
+      return;
+    }
     if (frame.type === "snapshot" && frame.view === "board") applySnapshot(frame);
     else if (frame.type === "deltas") applyDeltas(frame);
     else if (frame.type === "error") console.warn("board socket:", frame.code, frame.message);
@@ -504,29 +602,64 @@ filterForm.querySelector(".clear-filter").addEventListener("click", (event) => {
 
 // -- actions --------------------------------------------------------------------------------
 
-function toast(kind, text) {
+function toast(kind, text, link) {
   const node = el("div", `toast ${kind}`, text);
   node.setAttribute("role", kind === "error" ? "alert" : "status");
+  if (link) {
+    const anchor = el("a", "toast-link", link.text);
+    anchor.href = link.href;
+    node.append(" ", anchor);
+  }
   toastsEl.append(node);
-  setTimeout(() => node.classList.add("leaving"), 4500);
-  setTimeout(() => node.remove(), 5000);
+  const linger = link ? 9500 : 4500;
+  setTimeout(() => node.classList.add("leaving"), linger);
+  setTimeout(() => node.remove(), linger + 500);
+}
+
+// Destructive actions ask first, with an optional reason; the answer is a promise of the
+// reason (or null when the operator keeps the run as it is).
+function confirmAction(form) {
+  return new Promise((resolve) => {
+    const label = form.dataset.actionLabel;
+    confirmDialog.querySelector("#confirm-title").textContent = `${label} ${form.dataset.runName}?`;
+    confirmDialog.querySelector("#confirm-text").textContent =
+      `This ${label.toLowerCase()}s the run now. The reason goes into its audit trail.`;
+    confirmDialog.querySelector("#confirm-go").textContent = label;
+    const reason = confirmDialog.querySelector("input[name=reason]");
+    reason.value = "";
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener("close", () => {
+      resolve(confirmDialog.returnValue === "confirm" ? reason.value.trim() : null);
+    }, { once: true });
+    confirmDialog.showModal();
+    reason.focus();
+  });
 }
 
 boardEl.addEventListener("submit", async (event) => {
   const form = event.target.closest("form.card-action");
   if (!form) return;
   event.preventDefault();
+  const body = new FormData(form);
+  if (form.dataset.confirm) {
+    const reason = await confirmAction(form);
+    if (reason === null) return;
+    if (reason) body.set("reason", reason);
+  }
   const button = form.querySelector("button");
   button.disabled = true;
   try {
     const response = await fetch(form.action, {
       method: "POST",
-      body: new FormData(form),
+      body,
       credentials: "same-origin",
       headers: { Accept: "application/json", "X-Requested-With": "fetch", "X-CSRFToken": csrfToken() },
     });
     const answer = await response.json().catch(() => ({ ok: false, message: response.statusText }));
-    if (answer.ok) toast("success", answer.message);
+    if (answer.ok && answer.action === "rerun" && answer.run) {
+      toast("success", answer.message,
+        { text: `Open ${answer.run.short_id}`, href: `/runs/${encodeURIComponent(answer.run.id)}/` });
+    } else if (answer.ok) toast("success", answer.message);
     else {
       const now = answer.current_state ? ` (it is ${answer.current_state.replace("_", " ")})` : "";
       toast("error", `${answer.message || "That did not work"}${now}`);
@@ -537,6 +670,61 @@ boardEl.addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+// -- pausing the live stream ---------------------------------------------------------------
+// Paused, frames are dropped (nothing is buffered) and the board's log position stays where
+// it was; resuming reconnects from that position, so the server sends exactly the changes
+// missed meanwhile (or a snapshot, if the log no longer holds them) and the board catches up
+// in one step.
+
+function renderPaused() {
+  page.classList.toggle("is-paused", model.paused);
+  pauseButton.setAttribute("aria-pressed", String(model.paused));
+  pauseButton.textContent = model.paused
+    ? `Resume${model.missedWhilePaused ? ` (${model.missedWhilePaused} updates waiting)` : ""}`
+    : "Pause";
+}
+
+function togglePause() {
+  model.paused = !model.paused;
+  if (!model.paused) {
+    model.missedWhilePaused = 0;
+    reconnectNow(); // with ?after=<position>: what we missed, nothing more
+  }
+  renderPaused();
+  tick();
+}
+
+pauseButton.addEventListener("click", togglePause);
+
+// -- keyboard -------------------------------------------------------------------------------
+
+function moveBetweenCards(step) {
+  const cards = [...boardEl.querySelectorAll(".card")].filter((card) => card.offsetParent !== null);
+  if (!cards.length) return;
+  const current = document.activeElement?.closest?.(".card");
+  const index = cards.indexOf(current);
+  const next = cards[Math.max(0, Math.min(cards.length - 1, index < 0 ? 0 : index + step))];
+  next.querySelector("a.card-name").focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+  if (typing || document.querySelector("dialog[open]")) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    filterForm.querySelector("input[name=name]").focus();
+  } else if (event.key === "?") {
+    helpDialog.showModal();
+  } else if (event.key === "j" || event.key === "k") {
+    event.preventDefault();
+    moveBetweenCards(event.key === "j" ? 1 : -1);
+  } else if (event.key === "p") {
+    togglePause();
+  }
+});
+document.getElementById("show-help").addEventListener("click", () => helpDialog.showModal());
 
 // -- start ----------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 // "why isn't it moving" answer, fields, meters, new timeline moves and the actions allowed now.
 // So no lifecycle knowledge lives here, and every server string goes in with textContent.
 
+import { duration, hover, relative, titleTimes } from "./times.js";
+
 const config = JSON.parse(document.getElementById("run-config").textContent);
 const $ = (selector) => document.querySelector(selector);
 
@@ -53,15 +55,18 @@ function renderMeters(meters) {
     const row = element("div", "meter-row");
     row.dataset.dimension = meter.dimension;
     row.append(element("span", "meter-label", meter.dimension));
-    const gauge = element("meter");
-    gauge.min = 0;
-    gauge.max = meter.limit;
-    gauge.high = meter.limit;
-    gauge.value = meter.used;
-    row.append(gauge);
+    const bar = element("span", `meter-bar ${meter.level}`);
+    bar.setAttribute("role", "img");
+    bar.setAttribute("aria-label", `${meter.dimension}: ${meter.percent}% of the budget used`);
+    const fill = element("span");
+    fill.style.width = `${meter.bar_width}%`;
+    bar.append(fill);
+    row.append(bar);
     row.append(element("span", `meter-text${meter.exhausted ? " exhausted" : ""}`,
       `${meter.used}/${meter.limit} (${meter.percent}%)`));
-    section.append(row);
+    const form = $("#replenish-form");
+    if (form) section.insertBefore(row, form);
+    else section.append(row);
   }
 }
 
@@ -71,7 +76,9 @@ function attemptSection(attempt, label) {
   if (last && Number(last.dataset.attempt) === attempt) return last.querySelector("ol");
   const section = element("section", "attempt");
   section.dataset.attempt = String(attempt);
-  section.append(element("h3", "", label));
+  const heading = element("h3", "", `${label} `);
+  heading.append(element("span", "attempt-duration muted"));
+  section.append(heading);
   const list = element("ol");
   section.append(list);
   timeline.append(section);
@@ -84,15 +91,46 @@ function renderTimeline(entries) {
     const item = element("li", "move");
     item.dataset.transitionId = String(entry.id);
     item.append(element("span", "move-states", `${entry.from || "∅"} → ${entry.to}`));
+    const whenBox = element("span", "move-when");
     const when = element("time", "", entry.at_display);
     when.dateTime = entry.at;
-    item.append(when);
+    when.title = hover(entry.at);
+    whenBox.append(when, " ", element("span", "move-ago muted"));
+    item.append(whenBox);
+    const lasted = element("span", "move-duration");
+    lasted.title = `Time in ${entry.to} until the next move`;
+    item.append(lasted);
     item.append(element("span", "move-actor", entry.actor || "—"));
     item.append(element("span", "move-reason", entry.reason));
-    item.append(element("span", "move-attempt", `attempt ${entry.attempt}`));
-    attemptSection(entry.attempt, entry.group_label).append(item);
+    attemptSection(entry.group, entry.group_label).append(item);
     lastTransitionId = entry.id;
   }
+}
+
+// Durations: each move lasted until the next one; the last lasts until now, unless the run
+// has finished (a finished run has no "current" step). Each attempt: first move to the next
+// attempt's first move. Relative times tick beside the absolute ones.
+function renderDurations() {
+  const now = Date.now();
+  const moves = [...document.querySelectorAll("#timeline li.move")];
+  const finished = document.body.dataset.finished === "true";
+  const times = moves.map((move) => Date.parse(move.querySelector("time").dateTime));
+  moves.forEach((move, index) => {
+    const end = index + 1 < moves.length ? times[index + 1] : finished ? null : now;
+    move.querySelector(".move-duration").textContent =
+      end === null ? "—" : `${duration(end - times[index])}${index + 1 < moves.length ? "" : " so far"}`;
+    move.querySelector(".move-ago").textContent = `(${relative(times[index], now)})`;
+  });
+  const sections = [...document.querySelectorAll("#timeline section.attempt")];
+  sections.forEach((section, index) => {
+    const first = section.querySelector("time");
+    const next = sections[index + 1]?.querySelector("time");
+    const last = [...section.querySelectorAll("time")].pop();
+    if (!first) return;
+    const end = next ? Date.parse(next.dateTime) : finished ? Date.parse(last.dateTime) : now;
+    section.querySelector(".attempt-duration").textContent =
+      `· ${duration(end - Date.parse(first.dateTime))}${next || finished ? "" : " so far"}`;
+  });
 }
 
 function renderActions(allowed) {
@@ -124,7 +162,12 @@ function render(data) {
   renderTimeline(data.timeline);
   renderActions(data.actions);
   renderReruns(data.reruns);
+  document.body.dataset.finished = String(Boolean(data.finished));
   document.body.dataset.runVersion = String(shownVersion);
+  const form = $("#replenish-form");
+  if (form) form.hidden = Boolean(data.finished);
+  renderDurations();
+  titleTimes();
 }
 
 // One refresh in flight; changes that arrive meanwhile fold into one more.
@@ -239,5 +282,42 @@ function wireActions() {
   });
 }
 
+// Raise the budget through the API (session + CSRF, runs.resume_run): the change then comes
+// back over the websocket like any other.
+function wireReplenish() {
+  const form = $("#replenish-form");
+  if (!form) return;
+  form.addEventListener("submit", async (submit) => {
+    submit.preventDefault();
+    const problem = $("#action-error");
+    problem.hidden = true;
+    const budget = {};
+    for (const input of form.querySelectorAll("input[type=number]")) budget[input.name] = Number(input.value);
+    const token = document.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
+    let answer = {};
+    try {
+      const response = await fetch(form.dataset.url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": token },
+        body: JSON.stringify({ budget }),
+      });
+      answer = await response.json().catch(() => ({ message: `the server answered ${response.status}` }));
+      if (!response.ok) {
+        problem.textContent = answer.message || `refused (${response.status})`;
+        problem.hidden = false;
+      }
+    } catch {
+      problem.textContent = "Could not reach the server; try again.";
+      problem.hidden = false;
+    }
+    refresh();
+  });
+}
+
 wireActions();
+wireReplenish();
+document.body.dataset.finished = String(config.finished);
+renderDurations();
+setInterval(renderDurations, 1000);
 connect();

@@ -130,7 +130,9 @@ class Command(BaseCommand):
         # The action permissions directly too, so the demo works before the group exists.
         user.user_permissions.add(*Permission.objects.filter(
             content_type__app_label="runs",
-            codename__in=["cancel_run", "suspend_run", "resume_run", "retry_run", "rerun_run"]))
+            codename__in=["cancel_run", "suspend_run", "resume_run", "retry_run", "rerun_run",
+                          # the admin the top bar links to: runs and their audit trail
+                          "view_run", "view_transition"]))
         return password
 
     def _tokens(self, executors: int) -> tuple[str, list[str]]:
