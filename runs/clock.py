@@ -18,6 +18,7 @@ from django.db import DatabaseError, close_old_connections
 
 from . import services
 from .changelog.pruning import prune as prune_change_log
+from .services import ticking
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
         logger.log(level, "clock tick: %s", describe(moved))
         if once:
             break
-        if any(count >= services.TICK_BATCH for count in moved.values()):
+        if any(count >= ticking.TICK_BATCH for count in moved.values()):
             continue  # a full batch: more is due right now
         stop.wait(interval)
     return ticks

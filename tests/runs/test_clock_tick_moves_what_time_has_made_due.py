@@ -11,6 +11,7 @@ from django.db import connection
 
 from runs import services
 from runs.models import Run, Transition
+from runs.services import ticking
 from runs.states import RunState
 from tests.runs.conftest import assert_audit_consistent, audit
 
@@ -101,7 +102,7 @@ def test_a_second_clock_with_the_same_now_finds_nothing_left_to_do(make_run, now
 @pytest.mark.django_db
 def test_a_full_batch_is_reported_so_the_clock_can_tick_again_at_once(make_run, now,
                                                                       monkeypatch):
-    monkeypatch.setattr(services, "TICK_BATCH", 3)
+    monkeypatch.setattr(ticking, "TICK_BATCH", 3)
     for _ in range(5):
         make_run(RunState.SCHEDULED, scheduled_at=now)
     assert services.tick(now=now)["promoted"] == 3
