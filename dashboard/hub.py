@@ -349,7 +349,9 @@ class Hub:
 def _events(rows: list[LogRow], cards: dict[str, dict[str, Any] | None]
             ) -> dict[str, dict[str, Any]]:
     """One event per run: its newest log row and its card as read now (None: the run is
-    gone). The card may already be newer than the row; its version is the one clients keep."""
+    gone). The card may already be newer than the row (a later change committed meanwhile);
+    the event keeps the row's version, so the row of that later change, read next round, is
+    still newer for clients and brings its own kind, actor and reason."""
     events: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.run_id not in cards:
@@ -358,7 +360,7 @@ def _events(rows: list[LogRow], cards: dict[str, dict[str, Any] | None]
         events.pop(row.run_id, None)  # re-insert: the order is the order of the last change
         events[row.run_id] = {
             "id": row.run_id,
-            "version": max(row.version, card["version"]) if card else row.version,
+            "version": row.version,
             "from": row.from_state or None,
             "to": (card["state"] if card else row.to_state) or None,
             "kind": row.kind,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
 
@@ -164,16 +164,30 @@ def newest_cards(board_filter: BoardFilter = BoardFilter(), *,
 
     One query per state, each an index walk of at most `limit` rows, reading only the card's
     columns and the head of `last_error` (no model instances: at 9 x 50 cards they cost more
-    than the queries).
+    than the queries). Finished cards also say who ended the run and why (`moved_by`,
+    `moved_because`: the actor and reason of its last audit row, one probe of the
+    `transition_run_order` index per card).
     """
     runs = board_filter.apply(Run.objects.all()).annotate(
         error_head=Substr("last_error", 1, ERROR_HEAD_CHARS))
-    return {
-        str(state): [live_data_from(row, last_error=row["error_head"]) for row in
-                     runs.filter(state=state).order_by("-state_changed_at", "-id")
-                     .values(*LIVE_FIELDS, "error_head")[:limit]]
-        for state in RunState
-    }
+    last_move = Transition.objects.filter(run=OuterRef("pk")).order_by("-id")
+    columns: dict[str, list[dict[str, Any]]] = {}
+    for state in RunState:
+        rows = runs.filter(state=state).order_by("-state_changed_at", "-id")
+        fields = [*LIVE_FIELDS, "error_head"]
+        if state.is_terminal:
+            rows = rows.annotate(moved_by=Subquery(last_move.values("actor")[:1]),
+                                 moved_because=Subquery(last_move.values("reason")[:1]))
+            fields += ["moved_by", "moved_because"]
+        cards = []
+        for row in rows.values(*fields)[:limit]:
+            card = live_data_from(row, last_error=row["error_head"])
+            if state.is_terminal:
+                card["moved_by"] = row["moved_by"] or ""
+                card["moved_because"] = row["moved_because"] or ""
+            cards.append(card)
+        columns[str(state)] = cards
+    return columns
 
 
 def cards_for(run_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:

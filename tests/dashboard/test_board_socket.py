@@ -269,3 +269,13 @@ def _read_board_queries(viewer: User) -> tuple[int, int]:
     with CaptureQueriesContext(connection) as captured:
         snapshot = read_board(BoardFilter(), user=viewer)
     return len(captured), column(snapshot, "running")["count"]
+
+
+async def test_finished_cards_in_a_snapshot_say_who_ended_the_run_and_why(
+        socket_for, viewer, make_run):
+    run = await sync_to_async(make_run)(RunState.RUNNING)
+    await sync_to_async(services.cancel)(run.pk, actor="olga", reason="duplicate of #12")
+    socket = await socket_for(viewer)
+    (card,) = column(await receive(socket, "snapshot"), "canceled")["cards"]
+    assert (card["moved_by"], card["moved_because"]) == ("olga", "duplicate of #12")
+    await socket.disconnect()

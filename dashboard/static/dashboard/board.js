@@ -115,6 +115,16 @@ function applyEvent(event) {
   if (event.version <= (model.versions.get(event.id) || 0)) return; // stale or duplicate
   remember(event.id, event.version);
   const run = event.run;
+  if (!run) {
+    // The run was deleted (finished-run retention): its card goes.
+    const shownIn = model.where.get(event.id);
+    if (shownIn) {
+      model.columns.get(shownIn).cards.delete(event.id);
+      model.where.delete(event.id);
+      dirty.add(shownIn);
+    }
+    return;
+  }
   if (event.kind === "transition" && event.to === run.state) {
     run.moved_by = event.actor || "";
     run.moved_because = event.reason || "";
@@ -132,7 +142,6 @@ function applyEvent(event) {
     model.where.delete(event.id);
     dirty.add(shownIn);
   }
-  if (!run) return; // the run was deleted
   const column = model.columns.get(run.state);
   if (!column) return;
   column.cards.set(run.id, run);
