@@ -102,6 +102,19 @@ def _action_permission(name: str) -> Any:
     return has_permission
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History: list and view only, no add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = ("short_id", "name", "queue", "coloured_state", "attempts_of_max",
@@ -219,7 +232,7 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Transition)
-class TransitionAdmin(admin.ModelAdmin):
+class TransitionAdmin(ReadOnlyAdmin):
     """The audit trail: read-only, no add, change or delete."""
 
     list_display = ("id", "run", "from_state", "to_state", "at", "actor", "reason", "attempt")
@@ -239,18 +252,9 @@ class TransitionAdmin(admin.ModelAdmin):
             return queryset.filter(run__in=runs), False
         return super().get_search_results(request, queryset, search_term)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(BulkOperation)
-class BulkOperationAdmin(admin.ModelAdmin):
+class BulkOperationAdmin(ReadOnlyAdmin):
     """Who acted on which runs by filter, and the outcomes: read-only history."""
 
     list_display = ("created_at", "user", "action", "status", "matched", "finished_at")
@@ -262,13 +266,4 @@ class BulkOperationAdmin(admin.ModelAdmin):
     @admin.display(description="outcomes")
     def outcome_summary(self, operation: BulkOperation) -> str:
         return bulk.summarize(operation.outcomes, skipped=operation.skipped)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 

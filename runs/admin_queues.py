@@ -3,25 +3,10 @@ page (`runs.queues` services), which writes the audit row; the admin never edits
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from .admin import ReadOnlyAdmin
 from .queues import QueueEvent, QueuePause
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """List and view only: no add, change or delete."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(QueuePause)
