@@ -116,3 +116,16 @@ def test_the_check_sees_a_stray_path():
             '{"board": "/runboard/"}</script>')
     with pytest.raises(AssertionError):
         assert_all_under_the_prefix(html)
+
+
+def test_no_app_template_extends_a_name_the_host_project_owns():
+    # A host project's own base.html (in its DIRS) would replace ours for every page that
+    # extends the bare name.
+    from pathlib import Path
+
+    import dashboard
+
+    templates = Path(dashboard.__file__).parent / "templates"
+    offenders = [str(path.relative_to(templates)) for path in templates.rglob("*.html")
+                 if re.search(r"""{%\s*extends\s+["']base\.html["']""", path.read_text())]
+    assert offenders == []
