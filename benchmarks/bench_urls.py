@@ -4,7 +4,7 @@ a Django user would otherwise have (default paginator, full-result count, no tun
 from django.contrib.admin import AdminSite, ModelAdmin
 from django.urls import path
 
-from dashboard.urls import urlpatterns as project_urlpatterns
+from dashboard.site_urls import urlpatterns as project_urlpatterns
 from runs.models import Run
 
 

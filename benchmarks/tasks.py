@@ -11,17 +11,26 @@ time each, idle poll 0.05 s for both):
   process start-up is not counted);
 - latency: with the workers idle and polling, tasks are enqueued at 50/s for a few seconds;
   p50 / p99 of (started_at - enqueued_at).
+
+Each measurement runs without and then with a board open (`--board off|on|both`, default
+both): a `manage.py serve` process on the same database and one logged-in websocket watching
+the whole board, counting the frames and run changes it receives. Runboard's runs are on that
+board, so its server reads the change log and sends deltas while the workers write;
+django-tasks-db's tasks are not runs, so for it the open board only idles beside the workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "runboard_bench_tasks"
@@ -100,8 +109,66 @@ def wait_done(system: str, count: int, timeout: float = 600) -> None:
         time.sleep(0.2)
 
 
-def measure(system: str, processes: int, tasks: int, latency_seconds: float) -> dict:
+class OpenBoard:
+    """A `manage.py serve` child and one logged-in websocket on its board, counting frames."""
+
+    def __init__(self) -> None:
+        from django.contrib.auth.models import User
+        from django.test import Client
+        from websockets.sync.client import connect
+
+        self.server = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.server.stdout is not None
+        for line in self.server.stdout:
+            if line.startswith("Runboard serving on"):
+                base = line.split()[-1].rstrip("/")
+                break
+        else:
+            raise SystemExit("the board's server did not start")
+        threading.Thread(target=self.server.stdout.read, daemon=True).start()  # keep draining
+        watcher, _ = User.objects.get_or_create(username="bench-watcher")
+        browser = Client()
+        browser.force_login(watcher)
+        cookie = f"sessionid={browser.cookies['sessionid'].value}"
+        self.socket = connect(f"{base.replace('http://', 'ws://')}/ws/board/",
+                              additional_headers={"Cookie": cookie, "Origin": base})
+        first = json.loads(self.socket.recv(timeout=30))
+        assert first["type"] == "snapshot", first
+        self.frames = 0
+        self.changes = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in self.socket:
+                frame = json.loads(message)
+                self.frames += 1
+                self.changes += len(frame.get("deltas", ()))
+        except ConnectionClosed:
+            pass
+
+    def counted(self) -> tuple[int, int]:
+        """(frames, run changes) received so far, and start counting again."""
+        seen = self.frames, self.changes
+        self.frames = self.changes = 0
+        return seen
+
+    def close(self) -> None:
+        self.socket.close()
+        self.server.terminate()
+        self.server.wait(timeout=30)
+
+
+def measure(system: str, processes: int, tasks: int, latency_seconds: float,
+            board: OpenBoard | None = None) -> dict[str, Any]:
     clear()
+    if board is not None:
+        board.counted()
     enqueue(system, tasks)
     workers = [subprocess.Popen(worker_command(system), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for _ in range(processes)]
@@ -126,14 +193,20 @@ def measure(system: str, processes: int, tasks: int, latency_seconds: float) -> 
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=60)
-    return {"tasks_per_s": throughput, "p50_ms": p50, "p99_ms": p99}
+    frames, changes = board.counted() if board is not None else (0, 0)
+    return {"tasks_per_s": throughput, "p50_ms": p50, "p99_ms": p99, "frames": frames,
+            "changes": changes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--latency-seconds", type=float, default=5)
+    parser.add_argument("--board", choices=("off", "on", "both"), default="both",
+                        help="measure without, with, or both without and with a board open")
+    parser.add_argument("--processes", default="1,4", help="worker processes, e.g. 1,4")
     options = parser.parse_args()
+    boards = {"off": [False], "on": [True], "both": [False, True]}[options.board]
     recreate_database()
     import django
 
@@ -142,20 +215,28 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     results = {}
+    board = OpenBoard() if any(boards) else None
     try:
-        for processes in (1, 4):
-            for system in ("runboard", "django-tasks-db"):
-                results[system, processes] = measure(system, processes, options.tasks,
-                                                     options.latency_seconds)
-                row = results[system, processes]
-                print(f"{system:16} {processes} proc: {row['tasks_per_s']:7.0f} tasks/s  "
-                      f"enqueue→start p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms",
-                      flush=True)
-            ratio = (results["runboard", processes]["tasks_per_s"]
-                     / results["django-tasks-db", processes]["tasks_per_s"])
-            print(f"  runboard / django-tasks-db at {processes} process(es): {ratio:.2f}x",
-                  flush=True)
+        for processes in (int(p) for p in options.processes.split(",")):
+            for open_board in boards:
+                label = "board open" if open_board else "no board"
+                for system in ("runboard", "django-tasks-db"):
+                    row = measure(system, processes, options.tasks, options.latency_seconds,
+                                  board if open_board else None)
+                    results[system, processes, open_board] = row
+                    seen = (f"  board got {row['frames']} frames, {row['changes']} changes"
+                            if open_board else "")
+                    print(f"{system:16} {processes} proc, {label:10}: "
+                          f"{row['tasks_per_s']:7.0f} tasks/s  enqueue→start p50 "
+                          f"{row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms{seen}",
+                          flush=True)
+                ratio = (results["runboard", processes, open_board]["tasks_per_s"]
+                         / results["django-tasks-db", processes, open_board]["tasks_per_s"])
+                print(f"  runboard / django-tasks-db at {processes} process(es), {label}: "
+                      f"{ratio:.2f}x", flush=True)
     finally:
+        if board is not None:
+            board.close()
         drop_database()
 
 

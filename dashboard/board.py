@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from runs import selectors
 from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
 from runs.client import HEARTBEATS_PER_LEASE
+from runs.conf import runboard_setting
 from runs.presentation import ALERT_STATES, STATE_COLOURS
 from runs.selectors import BoardFilter
 from runs.states import PHASES, RunState
@@ -30,7 +30,7 @@ PHASE_OF: dict[str, str] = {str(state): phase for phase, states in PHASES for st
 
 
 def column_limit() -> int:
-    return int(settings.RUNBOARD.get("BOARD_COLUMN_LIMIT", 50))
+    return int(runboard_setting("BOARD_COLUMN_LIMIT", 50))
 
 
 def _action_catalogue() -> dict[str, dict[str, Any]]:

@@ -37,13 +37,13 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from runs.changelog import hints
 from runs.changelog.feed import Batch, read_batch, read_missed
 from runs.changelog.pruning import forget_reader, note_reader
 from runs.changelog.reader import LogRow, Position, head, newest_at
+from runs.conf import runboard_setting
 from runs.selectors import BoardFilter
 
 from .streams import Stream, StreamKey, Subscriber, Watcher
@@ -66,7 +66,7 @@ RETRY_AFTER_ERROR = 1.0
 
 
 def poll_interval() -> float:
-    return float(settings.RUNBOARD.get("LOG_POLL_INTERVAL", 1.0))
+    return float(runboard_setting("LOG_POLL_INTERVAL", 1.0))
 
 
 class Hub:

@@ -1,18 +1,23 @@
-"""Runboard URLs: the admin, login/logout, and the operator UI."""
+"""Runboard's URLs, mountable anywhere: `path("runboard/", include("dashboard.urls"))` in a
+host project, or at the root of the standalone site (`dashboard.site_urls`).
 
-from django.contrib import admin
-from django.contrib.auth import views as auth_views
+Every link the pages and scripts follow is reversed from these names (`dashboard.links`), so
+the prefix a project chooses is the only place it is written. Login and the admin belong to
+the project that mounts Runboard, not here.
+"""
+
 from django.urls import include, path
 
+from . import views
 from .health import healthz
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("dashboard.runpage.urls")),
-    path("", include("dashboard.ops.urls")),  # /queues/, /executors/
-    path("", include("runs.api.urls")),  # /api/… (executor HTTP API)
+    path("", include("dashboard.ops.urls")),  # queues/, executors/
+    path("", include("runs.api.urls")),  # api/… (executor HTTP API)
     path("healthz", healthz, name="healthz"),
+    # The websocket lives at this path under the same prefix (`dashboard.routing`); the HTTP
+    # route only names it, so pages can `reverse()` where to connect.
+    path("ws/board/", views.socket_over_http, name="board-socket"),
     path("", include("dashboard.board_urls")),
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -37,6 +38,15 @@ def board(request: HttpRequest) -> HttpResponse:
     })
 
 
+def socket_over_http(request: HttpRequest) -> HttpResponse:
+    """`ws/board/` over plain HTTP: the route exists so pages can reverse the socket's path
+    under the project's prefix; the socket itself is served by `dashboard.routing`."""
+    response = HttpResponse("this is Runboard's websocket: connect with a websocket client\n",
+                            status=426, content_type="text/plain; charset=utf-8")
+    response["Upgrade"] = "websocket"
+    return response
+
+
 def wants_json(request: HttpRequest) -> bool:
     return ("application/json" in request.headers.get("Accept", "")
             or "X-Requested-With" in request.headers)
@@ -58,7 +68,7 @@ def run_action(request: HttpRequest, run_id: Any, name: str) -> HttpResponse:
     if not request.user.is_authenticated:
         if as_json:
             return _refusal(403, "login_required", "log in to act on runs", None)
-        return redirect(f"{reverse('login')}?next={request.get_full_path()}")
+        return redirect_to_login(request.get_full_path())
     action = ACTIONS.get(name)
     if action is None:
         return _answer(request, as_json, 404, "unknown_action", f"no action named {name!r}",

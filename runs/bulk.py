@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+
+from runs.conf import runboard_setting
 
 from .actions import ACTIONS, OperatorAction
 from .bulk_models import BulkOperation
@@ -55,7 +56,7 @@ class AlreadyStarted(RunError):
 
 def bulk_cap() -> int:
     """The most runs one bulk action touches (`RUNBOARD["BULK_ACTION_CAP"]`, default 10,000)."""
-    return int(getattr(settings, "RUNBOARD", {}).get("BULK_ACTION_CAP", DEFAULT_CAP))
+    return int(runboard_setting("BULK_ACTION_CAP", DEFAULT_CAP))
 
 
 def bulk_action(name: str) -> OperatorAction:

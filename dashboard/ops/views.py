@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -77,7 +78,7 @@ def queue_action(request: HttpRequest, verb: str) -> HttpResponse:
     if not request.user.is_authenticated:
         if as_json:
             return _refusal(403, "login_required", "log in to pause or resume queues", queue)
-        return redirect(f"{reverse('login')}?next={reverse('queues')}")
+        return redirect_to_login(reverse("queues"))
     if verb not in VERBS:
         return _answer(request, as_json, 404, "unknown_action", f"no queue action {verb!r}",
                        queue)

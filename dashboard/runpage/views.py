@@ -34,7 +34,7 @@ from runs.states import LEASE_HOLDING_STATES, RunState
 
 def action_url(run_id: UUID, name: str) -> str:
     """The board's per-run action endpoint (cross-area contract in HELPERS.md)."""
-    return f"/runs/{run_id}/actions/{name}/"
+    return reverse("run-action", args=[run_id, name])
 
 
 @require_GET
@@ -50,7 +50,7 @@ def run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "runId": str(run_id),
         "version": detail.run.version,
         "liveUrl": reverse("run-live", args=[run_id]),
-        "socketPath": f"/ws/board/?run={run_id}",
+        "socketPath": f"{reverse('board-socket')}?run={run_id}",
         "lastTransitionId": detail.last_transition_id,
         "finished": detail.run.run_state.is_terminal,
     }

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from runs.conf import runboard_setting
 from runs.exceptions import LeaseLost, RunError
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, 
 
 
 def max_body_bytes() -> int:
-    return int(getattr(settings, "RUNBOARD", {}).get("API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    return int(runboard_setting("API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
 
 def limit_body_size(api: NinjaAPI) -> Callable[[Callable], Callable]:

@@ -27,6 +27,8 @@ from typing import Any
 
 from django.conf import settings
 
+from runs.conf import runboard_setting
+
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 1.0  # seconds a publish may take before the hint is given up
@@ -38,7 +40,7 @@ _listeners_lock = threading.Lock()
 
 
 def channel() -> str:
-    return settings.RUNBOARD.get("HINT_CHANNEL", "runboard:changes")
+    return runboard_setting("HINT_CHANNEL", "runboard:changes")
 
 
 def redis_url() -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
+
+from runs.conf import runboard_setting
 
 from .models import Change, ChangeReader
 from .reader import Position
@@ -24,7 +25,7 @@ READER_STALE_AFTER = timedelta(minutes=5)
 
 
 def retention() -> timedelta:
-    days = settings.RUNBOARD.get("CHANGE_LOG_RETENTION_DAYS")
+    days = runboard_setting("CHANGE_LOG_RETENTION_DAYS", None)
     return DEFAULT_RETENTION if days is None else timedelta(days=float(days))
 
 

@@ -10,6 +10,7 @@
 // - every string from the server goes through textContent, never innerHTML;
 // - labels, colours, phases and which actions a state allows come from the server.
 
+import { actionUrl, loginUrl, runUrl } from "./links.js";
 import { clock, duration, hover } from "./times.js";
 
 const page = document.getElementById("board-page");
@@ -267,7 +268,7 @@ function renderCard(run, column) {
   card.setAttribute("aria-label", `${run.name} ${run.short_id}, ${column.label}`);
   const name = el("a", "card-name", run.name);
   name.title = run.name;
-  name.href = `/runs/${encodeURIComponent(run.id)}/`;
+  name.href = runUrl(run.id);
   top.append(name, el("span", "short-id", run.short_id));
   card.append(top);
 
@@ -397,7 +398,7 @@ function actionForms(run, names) {
   for (const name of names) {
     const form = el("form", "card-action");
     form.method = "post";
-    form.action = `/runs/${encodeURIComponent(run.id)}/actions/${encodeURIComponent(name)}/`;
+    form.action = actionUrl(run.id, name);
     const token = el("input");
     token.type = "hidden";
     token.name = "csrfmiddlewaretoken";
@@ -540,7 +541,7 @@ function connect() {
     if (socket !== current) return; // replaced on purpose (filter change)
     socket = null;
     if (event.code === 4401) {
-      location.assign(`/login/?next=${encodeURIComponent(location.pathname + location.search)}`);
+      location.assign(loginUrl(location.pathname + location.search));
       return;
     }
     scheduleReconnect();
@@ -667,7 +668,7 @@ boardEl.addEventListener("submit", async (event) => {
     const answer = await response.json().catch(() => ({ ok: false, message: response.statusText }));
     if (answer.ok && answer.action === "rerun" && answer.run) {
       toast("success", answer.message,
-        { text: `Open ${answer.run.short_id}`, href: `/runs/${encodeURIComponent(answer.run.id)}/` });
+        { text: `Open ${answer.run.short_id}`, href: runUrl(answer.run.id) });
     } else if (answer.ok) toast("success", answer.message);
     else {
       const now = answer.current_state ? ` (it is ${answer.current_state.replace("_", " ")})` : "";

@@ -1,8 +1,9 @@
 // The run page, live. The board's websocket (`ws/board/?run=<id>`) says when this run changed;
-// the page then asks the server for the derived view (`/runs/<id>/live/?after=<last move>`): the
+// the page then asks the server for the derived view (its `run-live` URL with `?after=<last move>`): the
 // "why isn't it moving" answer, fields, meters, new timeline moves and the actions allowed now.
 // So no lifecycle knowledge lives here, and every server string goes in with textContent.
 
+import { runUrl } from "./links.js";
 import { duration, hover, relative, titleTimes } from "./times.js";
 
 const config = JSON.parse(document.getElementById("run-config").textContent);
@@ -146,7 +147,7 @@ function renderReruns(reruns) {
   list.replaceChildren(...reruns.map((rerun) => {
     const item = element("li");
     const link = element("a", "", rerun.short_id);
-    link.href = `/runs/${encodeURIComponent(rerun.id)}/`;
+    link.href = runUrl(rerun.id);
     item.append(link, " ", element("span", `rp-state state-${rerun.state}`, rerun.state));
     return item;
   }));
