@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -123,14 +125,18 @@ async def test_a_reconnect_with_its_position_gets_exactly_the_missed_changes(
     await sync_to_async(services.cancel)(moves.pk, actor="x")
     await sync_to_async(services.cancel)(leaves.pk, actor="x")
     again = await socket_for(viewer, f"?after={position}")
-    frame = await receive(again, "deltas")
-    assert frame["resumed"] is True
-    assert Position.parse(frame["position"]) > Position.parse(position)
-    assert sorted(e["id"] for e in frame["deltas"]) == sorted([str(moves.pk), str(leaves.pk)])
-    assert str(stays.pk) not in {e["id"] for e in frame["deltas"]}
+    frame = await receive(again, "deltas")  # not a snapshot
+    assert frame["resumed"] is True and frame["permitted_actions"] == []
+    assert Position.parse(frame["position"]) >= Position.parse(position)
+    seen = {e["id"]: e["to"] for e in frame["deltas"]}
+    # On PostgreSQL a transaction open elsewhere on the server can hold the log's watermark
+    # back when the new hub starts: what the catch-up could not yet read follows as deltas.
+    while seen.get(str(moves.pk)) != "canceled" or seen.get(str(leaves.pk)) != "canceled":
+        frame = await receive(again, "deltas")
+        seen.update({e["id"]: e["to"] for e in frame["deltas"]})
+    assert str(stays.pk) not in seen  # only what it missed
     counts = frame["counts"]
     assert (counts["ready"], counts["running"], counts["canceled"]) == (1, 0, 2)
-    assert frame["permitted_actions"] == []
     await again.disconnect()
 
 
@@ -230,9 +236,11 @@ async def test_an_idle_socket_on_redis_still_gets_the_next_delta(socket_for, vie
     run = await sync_to_async(make_run)(RunState.RUNNING)
     socket = await socket_for(viewer)
     await receive(socket, "snapshot")
-    # Longer than redis-py 8's default 5 s socket_timeout, twice over: nothing may arrive
-    # meanwhile (no close frame either), and the hint subscription must still be alive.
-    assert await socket.receive_nothing(timeout=11, interval=0.2)
+    # Longer than redis-py 8's default 5 s socket_timeout, twice over: the socket must not be
+    # closed meanwhile, and the hint subscription must still be alive. (A delta repeating the
+    # run's creation may come, if something held the log's watermark back at the start.)
+    frames = await idle_frames(socket, seconds=11)
+    assert all(frame["type"] == "deltas" for frame in frames), frames
     hub = get_hub()
     hints_before = hub.stats["hints"]
     await sync_to_async(services.cancel)(run.pk, actor="x")
@@ -279,3 +287,17 @@ async def test_finished_cards_in_a_snapshot_say_who_ended_the_run_and_why(
     (card,) = column(await receive(socket, "snapshot"), "canceled")["cards"]
     assert (card["moved_by"], card["moved_because"]) == ("olga", "duplicate of #12")
     await socket.disconnect()
+
+
+async def idle_frames(socket, *, seconds: float) -> list[dict]:
+    """Every frame that arrives during `seconds` (fails on a close)."""
+    import time
+
+    frames, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await socket.receive_nothing(timeout=min(left, 1.0), interval=0.1):
+            continue
+        output = await socket.receive_output(timeout=1)
+        assert output["type"] == "websocket.send", output  # never a close
+        frames.append(json.loads(output["text"]))
+    return frames

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.django_db(transaction=True)]
 
 RECOVERY_SECONDS = 2.0  # the board equals the database this soon after a fault ends
 EXITING_WRITERS = 20
+HINTED_POLL = 10.0  # the hinted server's poll interval: anything sooner came by a hint
 
 
 def poll_interval() -> float:
@@ -45,7 +46,8 @@ def watch(url: str) -> Watcher:
     return watcher
 
 
-def run_exiting_writers(env: dict[str, str], watcher: Watcher) -> list[float]:
+def run_exiting_writers(env: dict[str, str], watcher: Watcher, *,
+                        settle: float | None = None) -> list[float]:
     """EXITING_WRITERS processes, each committing one run's five changes and exiting at once;
     returns the seconds from each final commit to its arrival on the watcher's board."""
     finals = []
@@ -56,7 +58,7 @@ def run_exiting_writers(env: dict[str, str], watcher: Watcher) -> list[float]:
             assert writer.wait(timeout=30) == 0
             committed_at, run_id, state = lines[-1].split()
             finals.append((run_id, state, float(committed_at)))
-    watcher.wait_until_equal(poll_interval() + 5)  # every change arrived (bound: generous)
+    watcher.wait_until_equal((settle or poll_interval()) + 5)  # every change arrived
     with watcher.lock:
         arrived = dict(watcher.board.arrived)
     return [arrived[(run_id, state)] - committed for run_id, state, committed in finals]
@@ -69,23 +71,26 @@ def test_changes_from_writers_that_exit_right_after_committing_all_arrive_pollin
         latencies = run_exiting_writers(env, watcher)
     finally:
         watcher.close()
-    # No hint can reach this server from another process: the poll brings every change.
+    # No hint can reach this server from another process: its poll brings every change, each
+    # on one of its next rounds. (How soon is measured by benchmarks/fanout.py, not here.)
     assert len(latencies) == EXITING_WRITERS
-    assert max(latencies) <= poll_interval() + 0.5, sorted(latencies)
+    assert max(latencies) < 3 * poll_interval(), sorted(latencies)
 
 
 @pytest.mark.redis
 def test_changes_from_writers_that_exit_right_after_committing_all_arrive_with_hints():
-    env = server_env(redis=True)
+    # The server polls only every HINTED_POLL seconds: a change that arrives sooner came by
+    # its Redis hint, which the writer published on its way out.
+    env = {**server_env(redis=True), "LOG_POLL_INTERVAL": str(HINTED_POLL)}
     process, url = start_server(env)
     watcher = watch(url)
     try:
-        latencies = run_exiting_writers(env, watcher)
+        latencies = run_exiting_writers(env, watcher, settle=HINTED_POLL)
     finally:
         watcher.close()
         stop_server(process)
     assert len(latencies) == EXITING_WRITERS
-    assert max(latencies) <= 1.0, sorted(latencies)
+    assert max(latencies) < HINTED_POLL / 2, sorted(latencies)
 
 
 def test_a_writer_killed_mid_burst_loses_nothing(server):
