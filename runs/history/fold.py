@@ -37,6 +37,7 @@ from runs.models import Run
 from runs.states import RunState
 
 from .buckets import GRAINS, MINUTE, latency_bucket
+from .counts import baseline_of
 from .models import ALL, FoldCursor, Rollup, RunEntry, StateTotal
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,7 @@ def fold(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH, using: str | None = 
                 name=READER_PREFIX + name, seen_at__lt=_now() - IDLE_NOTE_INTERVAL,
             ).update(seen_at=_now())
             return 0
-        baseline = Snapshot(**{**cursor.baseline, "in_progress": frozenset(
-            cursor.baseline["in_progress"])}) if cursor.baseline else None
+        baseline = baseline_of(cursor)
         folding = _Folding(alias, baseline)
         folding.take(rows)
         folding.write()
