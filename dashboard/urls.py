@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("dashboard.runpage.urls")),
     path("", include("dashboard.ops.urls")),  # /queues/, /executors/
+    path("", include("dashboard.history.urls")),  # /history/
     path("", include("runs.api.urls")),  # /api/… (executor HTTP API)
     path("healthz", healthz, name="healthz"),
     path("", include("dashboard.board_urls")),
