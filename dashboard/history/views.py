@@ -6,8 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from runs.history.series import DEFAULT_RANGE, RANGES, UnknownRange, filter_choices, \
-    history_series
+from runs.history.series import DEFAULT_RANGE, RANGES, UnknownRange, filter_choices, history_series
 from runs.selectors import NAME_FILTER_MAX, QUEUE_FILTER_MAX
 from runs.states import RunState
 

@@ -21,7 +21,8 @@ def _bucket_of(moment: datetime, times: list[int], grain: int) -> int | None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("range_key", "queue", "name"), [
-    ("1h", "", ""), ("24h", "emails", ""), ("24h", "", "sync-crm"), ("7d", "reports", "send-report"),
+    ("1h", "", ""), ("24h", "emails", ""), ("24h", "", "sync-crm"),
+    ("7d", "reports", "send-report"),
 ])
 def test_series_match_the_audit_trail(history, range_key, queue, name):
     history(150, seed=30)
