@@ -20,6 +20,7 @@ from django.db import DatabaseError, close_old_connections
 from . import services
 from .changelog.pruning import prune as prune_change_log
 from .history.fold import fold_all
+from .retention import finished_run_retention, prune_finished_runs, retention_cutoff
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
                 removed = prune(max_batches=PRUNE_BATCHES)
                 if removed:
                     logger.info("clock pruned %d change-log row(s) past retention", removed)
+                if finished_run_retention() is not None:
+                    report = prune_finished_runs(finished_before=retention_cutoff(),
+                                                 max_batches=PRUNE_BATCHES)
+                    if report.runs:
+                        logger.info("clock retention: %s", report.describe())
         except DatabaseError:
             if once:
                 raise
