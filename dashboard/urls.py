@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from .health import healthz
+from .metrics import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,5 +16,6 @@ urlpatterns = [
     path("", include("dashboard.history.urls")),  # /history/
     path("", include("runs.api.urls")),  # /api/… (executor HTTP API)
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("", include("dashboard.board_urls")),
 ]

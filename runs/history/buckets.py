@@ -10,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 # minutes (a day) and an hour (a week and longer).
 GRAINS: tuple[int, ...] = (60, 600, 3600)
 MINUTE, TEN_MINUTES, HOUR = GRAINS
+# One more grain, for every queue and name together only: all time in one bucket starting at
+# the epoch (the monotonic counters and histograms of /metrics).
+ALL_TIME = 0
 
 # Latency buckets: four per doubling of milliseconds (each ~19 % wide). Bucket b holds
 # durations in [2^(b/4), 2^((b+1)/4)) ms; bucket 0 also holds everything under 1 ms.

@@ -102,7 +102,8 @@ def _cursor() -> FoldCursor:
     return cursor
 
 
-def _tail(cursor: FoldCursor, queue: str, name: str, *, substring: bool) -> list[Any]:
+def _tail(cursor: FoldCursor, queue: str, name: str, *, substring: bool,
+          with_queue: bool = False) -> list[Any]:
     """The log rows after the fold's cursor that this transaction sees (no watermark: inside
     a consistent read every visible row is either folded or here)."""
     alias = router.db_for_read(Change)
@@ -117,7 +118,8 @@ def _tail(cursor: FoldCursor, queue: str, name: str, *, substring: bool) -> list
         where += " AND queue = %s"
         params.append(queue)
     with connections[alias].cursor() as db:
-        db.execute(f"SELECT kind, from_state, to_state, name, {txid}, id FROM {table} "
+        extra = ", queue" if with_queue else ""
+        db.execute(f"SELECT kind, from_state, to_state, name, {txid}, id{extra} FROM {table} "
                    f"WHERE {where} LIMIT %s", [*params, TAIL_LIMIT + 1])
         rows = db.fetchall()
     if len(rows) > TAIL_LIMIT:
@@ -163,3 +165,20 @@ def history_begins() -> datetime | None:
     """The first minute the rollups hold: before it, past counts are the counts at it."""
     return (Rollup.objects.filter(grain=MINUTE).order_by("start")
             .values_list("start", flat=True).first())
+
+
+def counts_by_queue() -> dict[tuple[str, str], int]:
+    """Exact runs per (queue, state) now, zero states left out (the /metrics gauge)."""
+    cursor = _cursor()
+    counts: dict[tuple[str, str], int] = {}
+    for queue, state, total in (StateTotal.objects.order_by().values_list("queue", "state")
+                                .annotate(n=Sum("count"))):
+        counts[(queue, state)] = int(total)
+    for kind, source, target, _name, _txid, _id, queue in _tail(cursor, "", "", substring=False,
+                                                                 with_queue=True):
+        if kind in (Change.CREATED, Change.TRANSITION, Change.DELETED):
+            if source:
+                counts[(queue, source)] = counts.get((queue, source), 0) - 1
+            if target:
+                counts[(queue, target)] = counts.get((queue, target), 0) + 1
+    return {key: n for key, n in counts.items() if n}

@@ -36,7 +36,7 @@ from runs.changelog.reader import LogRow, Position, Snapshot, consistent_read, r
 from runs.models import Run
 from runs.states import RunState
 
-from .buckets import GRAINS, MINUTE, latency_bucket
+from .buckets import ALL_TIME, GRAINS, MINUTE, latency_bucket
 from .counts import baseline_of
 from .models import ALL, FoldCursor, Rollup, RunEntry, StateTotal
 
@@ -50,6 +50,7 @@ TERMINAL = frozenset(str(state) for state in RunState if state.is_terminal)
 # Rows per multi-row INSERT: SQLite's old limit is 999 bound variables.
 CHUNK = {"postgresql": 1_000, "sqlite": 100}
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of the all-time bucket
 Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, measure, bucket
 
 
@@ -226,6 +227,9 @@ class _Folding:
                     counter = expanded[(grain, *dims, start, measure, bucket)]
                     counter[0] += count
                     counter[1] += total
+            counter = expanded[(ALL_TIME, ALL, ALL, EPOCH, measure, bucket)]
+            counter[0] += count
+            counter[1] += total
         self._upsert(Rollup, ("grain", "queue", "name", "start", "measure", "bucket"),
                      [(*key, count, total) for key, (count, total) in expanded.items()],
                      ("count", "total_ms"))

@@ -97,6 +97,9 @@ def brute_rollups() -> dict[tuple[int, str, str, datetime, str, int], list[int]]
                 counter = expected[(grain, *dims, _start(at, grain), measure, bucket)]
                 counter[0] += 1
                 counter[1] += milliseconds
+        counter = expected[(0, ALL, ALL, datetime(1970, 1, 1, tzinfo=UTC), measure, bucket)]
+        counter[0] += 1
+        counter[1] += milliseconds
 
     for run_id, rows in by_run.items():
         queue, name = runs[run_id]
