@@ -14,10 +14,12 @@ from django.views.decorators.http import require_POST
 
 from runs.actions import ACTIONS
 from runs.exceptions import RunError, RunNotFound
+from runs.history.counts import HistoryUnavailable
 from runs.models import Run
 from runs.selectors import BoardFilter
 
 from .board import read_board
+from .history.past import InvalidMoment, parse_moment, read_board_at
 
 REASON_MAX = 500
 STATUS_BY_CODE = {"not_found": 404, "invalid": 400}  # every other RunError: 409 (not now)
@@ -27,7 +29,7 @@ STATUS_BY_CODE = {"not_found": 404, "invalid": 400}  # every other RunError: 409
 def board(request: HttpRequest) -> HttpResponse:
     """The live board: first paint rendered here, kept live by board.js over the websocket."""
     board_filter = BoardFilter.from_params(request.GET)
-    snapshot = read_board(board_filter, user=request.user)
+    snapshot = past_or_live(request, board_filter)
     phases = [{"label": phase["label"],
                "columns": [c for c in snapshot["columns"] if c["state"] in phase["states"]]}
               for phase in snapshot["phases"]]
@@ -35,6 +37,17 @@ def board(request: HttpRequest) -> HttpResponse:
         "snapshot": snapshot, "phases": phases, "board_filter": board_filter,
         "total": sum(column["count"] for column in snapshot["columns"]),
     })
+
+
+def past_or_live(request: HttpRequest, board_filter: BoardFilter) -> dict[str, Any]:
+    """`?at=<iso time>` (the scrubber's bookmark): the board then, read-only; else live."""
+    if request.GET.get("at"):
+        try:
+            return read_board_at(board_filter, parse_moment(request.GET["at"]),
+                                 user=request.user)
+        except (InvalidMoment, HistoryUnavailable) as error:
+            messages.error(request, f"{error} ({error.code}): showing the live board")
+    return read_board(board_filter, user=request.user)
 
 
 def wants_json(request: HttpRequest) -> bool:

@@ -66,3 +66,58 @@ def test_the_history_page_draws_real_rollups_and_follows_live_changes(daphne_ser
         expect(summary).to_have_text(
             "Last 24 hours: submitted 5 · completed 3 · failed 2 · canceled 0")
         browser.close()
+
+
+def test_the_scrubber_shows_a_past_minute_read_only_and_back_to_live_resumes(daphne_server,
+                                                                             monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from playwright.sync_api import expect, sync_playwright
+
+    from runs.history.buckets import floor_to
+    from tests.history.conftest import brute_counts_at
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    User.objects.create_user("vera", password=PASSWORD)
+    start = timezone.now() - timedelta(minutes=40)
+    for index in range(6):
+        at = start + timedelta(minutes=index * 5)
+        run = services.submit(name="build-report", queue="reports", now=at)
+        if index % 2 == 0:
+            run.transition_to("leased", actor="exec-1", now=at + timedelta(seconds=30),
+                              lease_owner="exec-1",
+                              lease_expires_at=at + timedelta(minutes=30))
+    services.submit(name="send-digest", queue="emails")  # now: not in the past view
+    fold_everything()
+    moment = floor_to(start + timedelta(minutes=17), 60)
+    expected = brute_counts_at(moment)
+    assert expected["ready"] and expected["leased"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        expect.set_options(timeout=WAIT_MS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        log_in(page, daphne_server.url, f"/?at={moment.isoformat().replace('+00:00', 'Z')}")
+        for state, count in expected.items():
+            expect(page.locator(f'.column[data-state="{state}"] [data-count]')).to_have_text(
+                str(count))
+        expect(page.locator('.column[data-state="leased"] .card').first).to_contain_text(
+            "exec-1")
+        expect(page.locator("#board form")).to_have_count(0)  # no actions in the past
+        expect(page.locator("#connection .connection-label")).to_have_text(
+            "Paused · viewing the past")
+        expect(page.locator("#scrubber-moment")).to_contain_text(
+            moment.strftime("%Y-%m-%d %H:%M"))
+
+        page.get_by_role("button", name="+1 min").click()
+        later = moment + timedelta(minutes=1)
+        expect(page.locator("#scrubber-moment")).to_contain_text(later.strftime("%H:%M"))
+        assert "at=" in page.url
+
+        page.get_by_role("link", name="Back to live").click()
+        expect(page.locator("#connection .connection-label")).to_have_text("Live")
+        ready = page.locator('.column[data-state="ready"] [data-count]')
+        before = int(ready.text_content())
+        services.submit(name="send-digest", queue="emails")
+        expect(ready).to_have_text(str(before + 1))
+        browser.close()
