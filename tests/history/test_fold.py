@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 
 import pytest
@@ -129,8 +130,10 @@ def test_fold_history_command_folds_what_is_pending(history):
     history(10, seed=10)
     out = io.StringIO()
     call_command("fold_history", "--batch", "7", stdout=out)
-    assert out.getvalue().startswith("folded ") and not out.getvalue().startswith("folded 0 ")
-    fold_everything()  # PostgreSQL: another transaction in the cluster may have held it back
+    # PostgreSQL: a transaction open anywhere in the cluster may hold the watermark back, so
+    # one pass may fold fewer rows (even none); the rest follows.
+    assert re.fullmatch(r"folded \d+ change-log row\(s\) into the history\n", out.getvalue())
+    fold_everything()
     assert stored_rollups() == brute_rollups()
 
 
@@ -146,6 +149,5 @@ def test_the_clock_folds_before_it_prunes(history):
               prune=lambda **_: calls.append("prune") or 0,
               fold=lambda **kw: calls.append("fold") or fold_all(**kw))
     assert calls == ["fold", "prune"]
-    assert FoldCursor.objects.get().change_id > 0
     fold_everything()
     assert stored_rollups() == brute_rollups()
