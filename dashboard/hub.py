@@ -34,6 +34,7 @@ import os
 import socket
 import time
 import weakref
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +82,7 @@ class Hub:
         self.caught_up_at: datetime | None = None  # when a read last reached the head
         self.redis_connected: bool | None = None  # None: no Redis configured
         self.stats = {"rounds": 0, "rows": 0, "frames": 0, "deliveries": 0, "hints": 0}
+        self.moves: Counter[str] = Counter()
         self.active = False
         self._hinted = asyncio.Event()
         self._wake = asyncio.Event()  # the flusher's
@@ -241,6 +243,9 @@ class Hub:
         if not batch.rows:
             return
         self.stats["rows"] += len(batch.rows)
+        for row in batch.rows:  # for /metrics: moves this process has read, by target state
+            if row.to_state and row.from_state != row.to_state:
+                self.moves[row.to_state] += 1
         self.position = batch.rows[-1].position
         self.last_row_at = batch.rows[-1].at
         streams = list(self.streams.values())
@@ -273,7 +278,10 @@ class Hub:
     async def lag_seconds(self) -> float:
         """How far behind the newest committed change this hub's reading is (0 when caught
         up at its last read)."""
-        newest = await run_in_worker(newest_at)
+        return self.lag_behind(await run_in_worker(newest_at))
+
+    def lag_behind(self, newest: datetime | None) -> float:
+        """`lag_seconds` given when the newest committed change was written (no I/O)."""
         if newest is None or (self.caught_up_at is not None and newest <= self.caught_up_at):
             return 0.0
         reached = self.last_row_at or self.caught_up_at or newest

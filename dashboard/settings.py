@@ -166,6 +166,13 @@ RUNBOARD = {
     # Days change-log rows are kept (a client reconnecting with an older position takes a
     # snapshot). The audit trail is never pruned.
     "CHANGE_LOG_RETENTION_DAYS": float(os.environ.get("CHANGE_LOG_RETENTION_DAYS", "7")),
+    # Days finished runs are kept before the clock (or `manage.py prune_runs`) deletes them
+    # with their audit rows; history rollups stay. Off (None) unless set.
+    # GET /metrics: a bearer token and/or client addresses allowed without one; neither: 404.
+    "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+    "METRICS_ALLOW": tuple(a for a in os.environ.get("METRICS_ALLOW", "").split(",") if a),
+    "FINISHED_RUN_RETENTION": (float(os.environ["FINISHED_RUN_RETENTION_DAYS"])
+                               if os.environ.get("FINISHED_RUN_RETENTION_DAYS") else None),
     # The Redis pub/sub channel of wake-up hints (processes of one deployment share it).
     "HINT_CHANNEL": os.environ.get("HINT_CHANNEL", "runboard:changes"),
 }

@@ -15,10 +15,12 @@ from django.views.decorators.http import require_POST
 
 from runs.actions import ACTIONS
 from runs.exceptions import RunError, RunNotFound
+from runs.history.counts import HistoryUnavailable
 from runs.models import Run
 from runs.selectors import BoardFilter
 
 from .board import read_board
+from .history.past import InvalidMoment, parse_moment, read_board_at
 
 REASON_MAX = 500
 STATUS_BY_CODE = {"not_found": 404, "invalid": 400}  # every other RunError: 409 (not now)
@@ -28,7 +30,7 @@ STATUS_BY_CODE = {"not_found": 404, "invalid": 400}  # every other RunError: 409
 def board(request: HttpRequest) -> HttpResponse:
     """The live board: first paint rendered here, kept live by board.js over the websocket."""
     board_filter = BoardFilter.from_params(request.GET)
-    snapshot = read_board(board_filter, user=request.user)
+    snapshot = past_or_live(request, board_filter)
     phases = [{"label": phase["label"],
                "columns": [c for c in snapshot["columns"] if c["state"] in phase["states"]]}
               for phase in snapshot["phases"]]
@@ -45,6 +47,17 @@ def socket_over_http(request: HttpRequest) -> HttpResponse:
                             status=426, content_type="text/plain; charset=utf-8")
     response["Upgrade"] = "websocket"
     return response
+
+
+def past_or_live(request: HttpRequest, board_filter: BoardFilter) -> dict[str, Any]:
+    """`?at=<iso time>` (the scrubber's bookmark): the board then, read-only; else live."""
+    if request.GET.get("at"):
+        try:
+            return read_board_at(board_filter, parse_moment(request.GET["at"]),
+                                 user=request.user)
+        except (InvalidMoment, HistoryUnavailable) as error:
+            messages.error(request, f"{error} ({error.code}): showing the live board")
+    return read_board(board_filter, user=request.user)
 
 
 def wants_json(request: HttpRequest) -> bool:

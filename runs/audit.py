@@ -25,7 +25,12 @@ class Transition(models.Model):
     class Meta:
         ordering = ("id",)
         # The run page's timeline: every transition of one run, in order.
-        indexes = (models.Index(fields=("run", "id"), name="transition_run_order"),)
+        indexes = (
+            models.Index(fields=("run", "id"), name="transition_run_order"),
+            # The board at a past moment: the newest transitions up to that moment, walked
+            # backwards (runs.history.moment).
+            models.Index(fields=("at", "id"), name="transition_at"),
+        )
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.from_state or '∅'} → {self.to_state}"

@@ -1,8 +1,9 @@
 """The clock loop behind `manage.py clock`: `services.tick` on an interval until told to stop,
-and the change log's pruning every `PRUNE_EVERY` seconds.
+the history fold every `FOLD_EVERY` seconds and the change log's pruning every `PRUNE_EVERY`.
 
 Several clocks may run at once (every tick step is a batch of compare-and-set moves, and a run
-another clock moved first is skipped; pruning deletes in short batches), so scale-out
+another clock moved first is skipped; the fold locks its cursor row, so a row is folded once;
+pruning deletes in short batches), so scale-out
 deployments simply run one per host.
 """
 
@@ -18,6 +19,8 @@ from django.db import DatabaseError, close_old_connections
 
 from . import services
 from .changelog.pruning import prune as prune_change_log
+from .history.fold import fold_all
+from .retention import finished_run_retention, prune_finished_runs, retention_cutoff
 from .services import ticking
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ Tick = Callable[..., Mapping[str, int]]
 
 PRUNE_EVERY = 600.0  # seconds between prunings of the change log
 PRUNE_BATCHES = 20  # at most this many batches per pruning: a tick is never held up for long
+FOLD_EVERY = 5.0  # seconds between folds of the change log into the history rollups
+FOLD_BATCHES = 20  # at most this many fold batches per round; the rest waits for the next
 
 
 def describe(moved: Mapping[str, int]) -> str:
@@ -36,7 +41,8 @@ def describe(moved: Mapping[str, int]) -> str:
 
 def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
               tick: Tick = services.tick, now: Callable[[], datetime] | None = None,
-              prune: Callable[..., int] = prune_change_log) -> int:
+              prune: Callable[..., int] = prune_change_log,
+              fold: Callable[..., int] = fold_all) -> int:
     """Tick until `stop` is set (or once); return how many ticks ran.
 
     A tick that filled a step's batch means more is due: the next tick follows at once instead
@@ -45,15 +51,24 @@ def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
     except with `once`, where it propagates.
     """
     ticks = 0
-    pruned_at = float("-inf")
+    pruned_at = folded_at = float("-inf")
     while not stop.is_set():
         try:
             moved = tick(now=now()) if now else tick()
+            if once or time.monotonic() - folded_at >= FOLD_EVERY:
+                # Before pruning: the fold's cursor is what lets pruning go further.
+                folded_at = time.monotonic()
+                fold(max_batches=FOLD_BATCHES)
             if once or time.monotonic() - pruned_at >= PRUNE_EVERY:
                 pruned_at = time.monotonic()
                 removed = prune(max_batches=PRUNE_BATCHES)
                 if removed:
                     logger.info("clock pruned %d change-log row(s) past retention", removed)
+                if finished_run_retention() is not None:
+                    report = prune_finished_runs(finished_before=retention_cutoff(),
+                                                 max_batches=PRUNE_BATCHES)
+                    if report.runs:
+                        logger.info("clock retention: %s", report.describe())
         except DatabaseError:
             if once:
                 raise

@@ -16,11 +16,12 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import CharField, F, Func, Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .models import Run
@@ -61,6 +62,17 @@ class ShortId(Func):
         return f"substr({sql}, -{SHORT_ID_LENGTH})", params
 
 
+TIME_PARAMS = ("changed_after", "changed_before", "finished_after", "finished_before")
+
+
+def parse_moment(value: str) -> datetime | None:
+    """An ISO time from the URL (naive means UTC), or None."""
+    moment = parse_datetime(value.replace(" ", "+"))
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment
+
+
 @dataclass(frozen=True)
 class RunFilter:
     """What the run list shows, read from and written back to the URL (bookmarkable)."""
@@ -70,6 +82,13 @@ class RunFilter:
     name: str = ""
     search: str = ""
     errors: tuple[str, ...] = field(default=())
+    # Time range (history): state changed / finished at or after `*_after`, before `*_before`;
+    # `error`: runs whose last error starts with this line (the top-errors links).
+    changed_after: datetime | None = None
+    changed_before: datetime | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+    error: str = ""
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> RunFilter:
@@ -81,9 +100,16 @@ class RunFilter:
         search = (query.get("q") or "").strip().lower()[:40]
         if search and id_search_q(search) is None:
             errors.append(f"{search!r} is not a run id. {SEARCH_HELP}")
+        moments = {}
+        for key in TIME_PARAMS:
+            raw = (query.get(key) or "").strip()
+            moments[key] = parse_moment(raw) if raw else None
+            if raw and moments[key] is None:
+                errors.append(f"{key}: {raw[:40]!r} is not an ISO time.")
         return cls(state=state, queue=(query.get("queue") or "").strip()[:100],
                    name=(query.get("name") or "").strip()[:200], search=search,
-                   errors=tuple(errors))
+                   errors=tuple(errors), error=(query.get("error") or "").strip()[:300],
+                   **moments)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> RunFilter:
@@ -92,7 +118,10 @@ class RunFilter:
 
     def as_query(self) -> dict[str, str]:
         """The non-empty parameters, in URL spelling."""
-        pairs = {"state": self.state, "queue": self.queue, "name": self.name, "q": self.search}
+        pairs = {"state": self.state, "queue": self.queue, "name": self.name, "q": self.search,
+                 "error": self.error,
+                 **{key: getattr(self, key).isoformat() if getattr(self, key) else ""
+                    for key in TIME_PARAMS}}
         return {key: value for key, value in pairs.items() if value}
 
     @property
@@ -110,6 +139,10 @@ class RunFilter:
             parts.append(f"name contains {self.name!r}")
         if self.search:
             parts.append(f"id {self.search}")
+        if self.error:
+            parts.append(f"error starts with {self.error!r}")
+        parts += [f"{key.replace('_', ' ')} {getattr(self, key).isoformat()}"
+                  for key in TIME_PARAMS if getattr(self, key)]
         return ", ".join(parts) or "all runs"
 
     def apply(self, runs: Any) -> Any:
@@ -125,6 +158,14 @@ class RunFilter:
             runs = runs.filter(name__icontains=self.name)
         if self.search:
             runs = runs.filter(id_search_q(self.search))
+        if self.error:
+            runs = runs.filter(last_error__startswith=self.error)
+        bounds = {"changed_after": "state_changed_at__gte",
+                  "changed_before": "state_changed_at__lt",
+                  "finished_after": "finished_at__gte", "finished_before": "finished_at__lt"}
+        for key, lookup in bounds.items():
+            if getattr(self, key):
+                runs = runs.filter(**{lookup: getattr(self, key)})
         return runs
 
 

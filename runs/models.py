@@ -395,4 +395,7 @@ class Run(models.Model):
 # Models kept in their own modules; importing them here registers them with the app:
 # bulk operations by filter (run page) and executor tokens (HTTP API).
 from .bulk_models import BulkOperation  # noqa: E402,F401
+
+# History rollups, exact totals and the fold's cursor (runs.history).
+from .history.models import FoldCursor, Rollup, RunEntry, StateTotal  # noqa: E402,F401
 from .tokens import ExecutorToken  # noqa: E402,F401

@@ -4,46 +4,29 @@ Every query here is bounded and served by an index of `Run.Meta.indexes`:
 
 - cards: "newest N in state S" (optionally of queue Q) walks `run_state_changed` or
   `run_queue_state` backwards and stops after N rows;
-- counts: the unfinished states are counted exactly (index-only on the `state` prefix; these
-  are the runs still moving, a small part of a large table). Finished runs never leave their
-  state, so their count is a *roll-up* — an exact count of finished rows whose
-  `state_changed_at` is at or before a watermark, taken once in a while off the hot path —
-  plus the rows that finished after the watermark (a short range scan of the same index).
-  That keeps the board and the snapshot cheap at a million runs, where an exact
-  `GROUP BY state` over the whole table costs ~74 ms.
-
-The roll-up is exact as long as no write commits more than `ROLLUP_LAG` after the time it
-stamps in `state_changed_at` (transactions are short), and runs are not deleted (after a bulk
-delete, call `forget_rollups()`).
+- counts: the history's exact totals per (queue, name, state), kept by the fold in the
+  database, plus the log rows not folded yet (`runs.history.counts`). Nothing is cached in
+  the process, so a deletion (retention) or a write from any process is counted at once; an
+  exact `GROUP BY state` over a million runs would cost ~74 ms.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Substr
-from django.utils import timezone
 
 from .cards import LIVE_FIELDS, live_data_from
+from .history.counts import HistoryUnavailable, counts_now
 from .models import Run, Transition
 from .states import TERMINAL_STATES, RunState
 
 FINISHED = tuple(sorted(str(state) for state in TERMINAL_STATES))
 UNFINISHED = tuple(str(state) for state in RunState if state not in TERMINAL_STATES)
 
-# Finished rows stamped within this margin of the roll-up may still be committing: leave them
-# to the "since the watermark" query.
-ROLLUP_LAG = timedelta(seconds=60)
-# How old a roll-up may get before `refresh_rollup` redoes it (the range since the watermark
-# grows meanwhile; the roll-up stays exact whatever its age).
-ROLLUP_MAX_AGE = timedelta(minutes=10)
-ROLLUP_CACHE_SIZE = 64
 RUN_TRANSITIONS_LIMIT = 200
 NAME_FILTER_MAX = 100
 # Enough of `last_error` for its first line on a card (tracebacks can be megabytes).
@@ -89,69 +72,24 @@ class BoardFilter:
 # -- counts -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Rollup:
-    watermark: datetime
-    counts: dict[str, int]
-    taken_at: datetime
-
-
-_rollups: OrderedDict[BoardFilter, _Rollup] = OrderedDict()
-_rollups_lock = threading.Lock()
-
-
 def _grouped(queryset: Any) -> dict[str, int]:
     return {row["state"]: row["n"]
             for row in queryset.order_by().values("state").annotate(n=Count("pk"))}
 
 
-def _take_rollup(board_filter: BoardFilter, now: datetime) -> _Rollup:
-    watermark = now - ROLLUP_LAG
-    counts = _grouped(board_filter.apply(
-        Run.objects.filter(state__in=FINISHED, state_changed_at__lte=watermark)))
-    rollup = _Rollup(watermark=watermark, counts=counts, taken_at=now)
-    with _rollups_lock:
-        _rollups[board_filter] = rollup
-        _rollups.move_to_end(board_filter)
-        while len(_rollups) > ROLLUP_CACHE_SIZE:
-            _rollups.popitem(last=False)
-    return rollup
-
-
-def refresh_rollup(board_filter: BoardFilter, *, now: datetime | None = None) -> bool:
-    """Redo the finished-runs roll-up for `board_filter` if it is missing or old (slow query:
-    call it off the hot path). Returns whether it did."""
-    now = now or timezone.now()
-    with _rollups_lock:
-        rollup = _rollups.get(board_filter)
-    if rollup is not None and now - rollup.taken_at < ROLLUP_MAX_AGE:
-        return False
-    _take_rollup(board_filter, now)
-    return True
-
-
-def forget_rollups() -> None:
-    """Drop every roll-up (after deleting runs, or between test databases)."""
-    with _rollups_lock:
-        _rollups.clear()
-
-
 def state_counts(board_filter: BoardFilter = BoardFilter()) -> dict[str, int]:
     """Exact number of runs per state (every state present, zero included).
 
-    Two indexed queries: unfinished states counted outright, finished states as the roll-up
-    plus what finished since its watermark. The first call for a filter takes the roll-up.
+    From the history's count checkpoint (`runs.history.counts.counts_now`: the fold's totals
+    plus the few log rows it has not folded yet, three small queries whatever the table's
+    size); when no fold has counted yet, or it lags far behind, an exact `GROUP BY state`.
+    Both are exact inside `consistent_read()`, which is how the hub reads them.
     """
-    with _rollups_lock:
-        rollup = _rollups.get(board_filter)
-    if rollup is None:
-        rollup = _take_rollup(board_filter, timezone.now())
-    runs = board_filter.apply(Run.objects.all())
     counts = dict.fromkeys((str(state) for state in RunState), 0)
-    counts.update(_grouped(runs.filter(state__in=UNFINISHED)))
-    recent = _grouped(runs.filter(state__in=FINISHED, state_changed_at__gt=rollup.watermark))
-    for state in FINISHED:
-        counts[state] = rollup.counts.get(state, 0) + recent.get(state, 0)
+    try:
+        counts.update(counts_now(queue=board_filter.queue, name=board_filter.name))
+    except HistoryUnavailable:
+        counts.update(_grouped(board_filter.apply(Run.objects.all())))
     return counts
 
 

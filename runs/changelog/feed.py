@@ -31,7 +31,6 @@ def read_batch(position: Position, *, limit: int, wants: Callable[[LogRow], bool
     cards = selectors.cards_for({row.run_id for row in rows if wants(row)})
     batch = Batch(rows=rows, cards=cards)
     for board_filter in count_filters:
-        selectors.refresh_rollup(board_filter)  # the slow part, outside the snapshot
         with consistent_read() as snapshot:
             batch.counts[board_filter] = (selectors.state_counts(board_filter), snapshot)
     return batch

@@ -8,6 +8,7 @@ kept simply takes a snapshot.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db import connections, router, transaction
@@ -18,10 +19,21 @@ from runs.conf import runboard_setting
 from .models import Change, ChangeReader
 from .reader import Position
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_RETENTION = timedelta(days=7)
 PRUNE_BATCH = 5_000
 # A reader row not refreshed for this long belongs to a process that is gone.
 READER_STALE_AFTER = timedelta(minutes=5)
+# Readers named "fold:…" are folds (runs.history): they build history that cannot be rebuilt
+# once the rows are gone, and run from clocks that may be stopped for a while (a deploy, an
+# outage), so they hold pruning back far longer than a hub does. A fold left behind for more
+# than FOLD_BEHIND_WARNING is logged at each pruning; one silent for FOLD_STALE_AFTER is
+# considered abandoned (its history then has a gap, which is better than a log that grows
+# forever).
+FOLD_PREFIX = "fold:"
+FOLD_STALE_AFTER = timedelta(days=30)
+FOLD_BEHIND_WARNING = timedelta(days=1)
 
 
 def retention() -> timedelta:
@@ -43,10 +55,24 @@ def forget_reader(name: str) -> None:
 def oldest_reader(*, now: datetime | None = None) -> Position | None:
     """The lowest position among live readers (None when there is none)."""
     now = now or timezone.now()
-    live = ChangeReader.objects.filter(seen_at__gte=now - READER_STALE_AFTER)
-    positions = [Position(txid, change_id) for txid, change_id in
-                 live.values_list("txid", "change_id")]
+    positions = []
+    for name, txid, change_id, seen_at in ChangeReader.objects.filter(
+            seen_at__gte=now - FOLD_STALE_AFTER).values_list("name", "txid", "change_id",
+                                                              "seen_at"):
+        fold = name.startswith(FOLD_PREFIX)
+        if not fold and seen_at < now - READER_STALE_AFTER:
+            continue
+        if fold and seen_at < now - FOLD_BEHIND_WARNING:
+            logger.warning("change-log reader %s last folded at %s: it holds pruning back "
+                           "(is any clock running?)", name, seen_at.isoformat())
+        positions.append(Position(txid, change_id))
     return min(positions) if positions else None
+
+
+def _stale_readers(now: datetime):
+    hubs = ChangeReader.objects.exclude(name__startswith=FOLD_PREFIX)
+    return (hubs.filter(seen_at__lt=now - READER_STALE_AFTER)
+            | ChangeReader.objects.filter(seen_at__lt=now - FOLD_STALE_AFTER))
 
 
 def prune(*, now: datetime | None = None, keep: timedelta | None = None,
@@ -56,7 +82,7 @@ def prune(*, now: datetime | None = None, keep: timedelta | None = None,
     now = now or timezone.now()
     cutoff = now - (keep if keep is not None else retention())
     floor = oldest_reader(now=now)
-    ChangeReader.objects.filter(seen_at__lt=now - READER_STALE_AFTER).delete()
+    _stale_readers(now).delete()
     alias = router.db_for_write(Change)
     table = connections[alias].ops.quote_name(Change._meta.db_table)
     postgres = connections[alias].vendor == "postgresql"

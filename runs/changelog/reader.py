@@ -189,19 +189,21 @@ class Snapshot:
 
 
 @contextlib.contextmanager
-def consistent_read(*, using: str | None = None) -> Iterator[Snapshot]:
+def consistent_read(*, using: str | None = None, read_only: bool = True) -> Iterator[Snapshot]:
     """A read-only transaction whose queries all see one moment, and which log rows that
     moment includes: counts read inside it plus the moves of the rows it does not include are
     exact by construction.
 
     PostgreSQL: REPEATABLE READ (one snapshot for the whole transaction). SQLite: a transaction
-    (writers are serialized, so nothing commits in between).
+    (writers are serialized, so nothing commits in between). `read_only=False` lets the
+    transaction also write what it derived from that moment (the history fold's first totals).
     """
     alias = using or _alias()
     connection = connections[alias]
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+                           + (", READ ONLY" if read_only else ""))
             cursor.execute("SELECT pg_current_snapshot()::text")
             xmin, xmax, xip = cursor.fetchone()[0].split(":")
             yield Snapshot(xmin=int(xmin), xmax=int(xmax), postgres=True,

@@ -17,18 +17,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
 
-from runs import selectors
-
 OPERATORS = "Run operators"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rollups():
-    """Roll-ups are a process cache of one database: each test database starts without one."""
-    selectors.forget_rollups()
-    yield
-    selectors.forget_rollups()
 
 
 def ensure_operators_group() -> Group:

@@ -486,6 +486,7 @@ function setStatus(next) {
   const label = connectionEl.querySelector(".connection-label");
   if (next === "live") label.textContent = "Live";
   else if (next === "connecting") label.textContent = "Connecting…";
+  else if (next === "past") label.textContent = "Paused · viewing the past";
   else {
     const wait = Math.max(0, reconnectAt - Date.now());
     const prefix = next === "offline" ? "Offline · retrying" : "Reconnecting";
@@ -736,11 +737,28 @@ document.addEventListener("keydown", (event) => {
 });
 document.getElementById("show-help").addEventListener("click", () => helpDialog.showModal());
 
+// -- past moments (scrubber.js) ----------------------------------------------------------------
+// A snapshot of the past replaces the board and pauses the stream: no frame is applied until
+// "back to live" reloads the live board (a fresh snapshot).
+
+document.addEventListener("runboard:past", (event) => {
+  if (socket) {
+    const paused = socket;
+    socket = null; // its close handler sees it was replaced on purpose: no reconnect
+    paused.close();
+  }
+  clearTimeout(reconnectTimer);
+  setStatus("past");
+  applySnapshot(event.detail);
+});
+
 // -- start ----------------------------------------------------------------------------------
 
-applySnapshot(JSON.parse(document.getElementById("board-snapshot").textContent));
+const firstSnapshot = JSON.parse(document.getElementById("board-snapshot").textContent);
+applySnapshot(firstSnapshot);
 setInterval(tick, 1000);
 setInterval(() => {
   if (status !== "live") setStatus(status);
 }, 1000);
-connect();
+if (firstSnapshot.past) setStatus("past");
+else connect();

@@ -1,0 +1,97 @@
+"""The tables the fold writes: rollups per bucket, exact totals per (queue, name, state), the
+state each unfinished run entered and when, and the fold's cursor."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+# The "every queue" / "every name" dimension of a rollup row. A real run always has a name
+# and a queue (services refuse empty ones), so "" never collides with one.
+ALL = ""
+
+
+class Rollup(models.Model):
+    """One counter of one bucket: how many events of `measure` (and their summed duration)
+    fell into [start, start + grain) for one queue and run name.
+
+    Measures: `in:<state>` / `out:<state>` (moves into and out of a state: the cumulative
+    flow and the exact counts of a past minute), `submitted`, and the latency histograms
+    `wait` (ready → leased), `run` (running → finished) and `dwell:<state>` (time spent in a
+    state), one row per log-scaled `bucket` (see `buckets`). Counters only ever add, so a
+    fold batch is one upsert of increments.
+    """
+
+    grain = models.PositiveIntegerField(help_text="Bucket width in seconds.")
+    start = models.DateTimeField()
+    queue = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    measure = models.CharField(max_length=32)
+    bucket = models.SmallIntegerField(default=0)
+    count = models.BigIntegerField(default=0)
+    total_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("grain", "queue", "name", "start", "measure", "bucket"),
+                name="rollup_key"),
+        )
+        indexes = (
+            # A run name across every queue: the unique key serves (grain, queue, …).
+            models.Index(fields=("grain", "name", "start"), name="rollup_by_name"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.grain}s {self.start} {self.queue}/{self.name} {self.measure}"
+
+
+class StateTotal(models.Model):
+    """Exact number of runs per (queue, name, state) as of the fold's cursor: the count
+    checkpoint that boards and past moments start from."""
+
+    queue = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    state = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("queue", "name", "state"), name="state_total_key"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.queue}/{self.name} {self.state}: {self.count}"
+
+
+class RunEntry(models.Model):
+    """When an unfinished run entered the state it is in (as far as the fold has read):
+    latencies are measured when it leaves. Finished and deleted runs drop out."""
+
+    run_id = models.UUIDField(primary_key=True)
+    state = models.CharField(max_length=16)
+    entered_at = models.DateTimeField()
+    version = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.state} since {self.entered_at}"
+
+
+class FoldCursor(models.Model):
+    """How far one fold consumer has read the change log; advanced in the transaction that
+    writes the rollups, so a row is folded exactly once whichever clock folds it.
+
+    `baseline` is the snapshot the totals were first counted at (`Snapshot` fields): rows it
+    already includes are folded into the rollups but not into the totals. Cleared once the
+    cursor has passed it.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    txid = models.BigIntegerField(default=0)
+    change_id = models.BigIntegerField(default=0)
+    initialized = models.BooleanField(default=False)
+    baseline = models.JSONField(null=True, blank=True)
+    folded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.txid}.{self.change_id}"

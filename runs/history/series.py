@@ -1,0 +1,131 @@
+"""The History page's data: per-bucket series for one range and filter, read from rollups.
+
+One query over the rollup rows of the range's grain (the all-queues/all-names rows, one
+queue's rows, or one name's rows) plus the totals for the cumulative flow; never the audit
+trail or the change log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from runs.states import RunState
+
+from .buckets import HOUR, MINUTE, TEN_MINUTES, ceil_to, percentile
+from .counts import HistoryUnavailable, apply_moves, counts_at, rollup_rows
+from .models import Rollup
+
+STATES = tuple(str(state) for state in RunState)
+FINISHED = ("completed", "failed", "canceled")
+QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    label: str
+    span: timedelta
+    grain: int
+
+
+RANGES: dict[str, Range] = {
+    "1h": Range("1h", "Last hour", timedelta(hours=1), MINUTE),
+    "24h": Range("24h", "Last 24 hours", timedelta(hours=24), TEN_MINUTES),
+    "7d": Range("7d", "Last 7 days", timedelta(days=7), HOUR),
+}
+DEFAULT_RANGE = "1h"
+
+
+class UnknownRange(ValueError):
+    """The range is not one of `RANGES`."""
+
+    code = "unknown_range"
+
+
+def history_series(*, range_key: str = DEFAULT_RANGE, queue: str = "", name: str = "",
+                   now: datetime | None = None) -> dict[str, Any]:
+    """Every chart of the History page for one range and (queue, name) filter, JSON-ready.
+
+    Times are bucket starts in epoch seconds; latencies are in milliseconds (the upper edge
+    of the histogram bucket holding the quantile, so within ~19 % above the true value).
+    """
+    chosen = RANGES.get(range_key)
+    if chosen is None:
+        raise UnknownRange(f"unknown range {range_key!r}: use one of {', '.join(RANGES)}")
+    now = now or timezone.now()
+    end = ceil_to(now, chosen.grain)
+    start = end - chosen.span
+    starts = [start + timedelta(seconds=chosen.grain * i)
+              for i in range(int(chosen.span.total_seconds()) // chosen.grain)]
+    index = {moment: i for i, moment in enumerate(starts)}
+    rows = (rollup_rows(chosen.grain, queue, name).filter(start__gte=start, start__lt=end)
+            .order_by().values_list("start", "measure", "bucket")
+            .annotate(n=Sum("count"), ms=Sum("total_ms")))
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
+    histograms: dict[str, list[dict[int, int]]] = defaultdict(
+        lambda: [defaultdict(int) for _ in starts])
+    dwell_total: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
+    for moment, measure, bucket, count, total_ms in rows:
+        i = index.get(moment)
+        if i is None:
+            continue
+        if measure in ("wait", "run") or measure.startswith("dwell:"):
+            histograms[measure][i][bucket] += int(count)
+            dwell_total[measure][i] += int(total_ms)
+        counts[measure][i] += int(count)
+
+    def quantiles(measure: str) -> dict[str, list[float | None]]:
+        per_bucket = histograms.get(measure) or [{} for _ in starts]
+        return {label: [percentile(h, q) for h in per_bucket] for label, q in QUANTILES}
+
+    def mean(measure: str) -> list[float | None]:
+        return [(dwell_total[measure][i] / counts[measure][i]) if counts[measure][i] else None
+                for i in range(len(starts))]
+
+    return {
+        "range": {"key": chosen.key, "label": chosen.label, "grain": chosen.grain,
+                  "start": start.isoformat(), "end": end.isoformat()},
+        "filter": {"queue": queue, "name": name},
+        "times": [int(moment.timestamp()) for moment in starts],
+        "throughput": {"submitted": counts["submitted"],
+                       **{state: counts[f"in:{state}"] for state in FINISHED}},
+        "wait": quantiles("wait"),
+        "run": quantiles("run"),
+        "dwell": {state: mean(f"dwell:{state}") for state in STATES
+                  if not RunState(state).is_terminal},
+        "flow": _flow(starts, counts, end, queue, name),
+    }
+
+
+def _flow(starts: list[datetime], counts: dict[str, list[int]], end: datetime, queue: str,
+          name: str) -> dict[str, list[int]] | None:
+    """Runs per state at the end of each bucket (the cumulative flow), walked back from the
+    exact counts at the range's end; None before the fold has counted."""
+    try:
+        current = counts_at(end, queue=queue, name=name)
+    except HistoryUnavailable:
+        return None
+    flow = {state: [0] * len(starts) for state in STATES}
+    for i in reversed(range(len(starts))):
+        for state in STATES:
+            flow[state][i] = current[state]
+        apply_moves(current, [(f"{kind}:{state}", counts[f"{kind}:{state}"][i])
+                              for kind in ("in", "out") for state in STATES], -1)
+    return flow
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """The queues and run names the rollups know (for the page's filter menus)."""
+    keys = (Rollup.objects.filter(grain=HOUR).exclude(queue="").exclude(name="")
+            .order_by().values_list("queue", "name").distinct())
+    queues, names = set(), set()
+    for queue, name in keys:
+        queues.add(queue)
+        names.add(name)
+    return {"queues": sorted(queues), "names": sorted(names)}
