@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from runs import selectors
 from runs.actions import ACTIONS, ACTIONS_BY_STATE, permitted_actions
+from runs.changelog.reader import consistent_read
 from runs.client import HEARTBEATS_PER_LEASE
 from runs.conf import runboard_setting
 from runs.presentation import ALERT_STATES, STATE_COLOURS
@@ -82,7 +83,10 @@ def read_board(board_filter: BoardFilter, *, user: Any) -> dict[str, Any]:
     """Page first paint: cards from the database (bounded, indexed queries); counts from this
     process's hub when it already keeps them for this filter, else counted once here."""
     limit = column_limit()
-    counts = shared_counts(board_filter) or selectors.state_counts(board_filter)
+    counts = shared_counts(board_filter)
+    if counts is None:
+        with consistent_read():  # the history's totals and the log's tail, at one moment
+            counts = selectors.state_counts(board_filter)
     return board_snapshot(board_filter, user=user, counts=counts,
                           cards=selectors.newest_cards(board_filter, limit=limit), limit=limit)
 
