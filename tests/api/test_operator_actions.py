@@ -164,7 +164,7 @@ def test_unknown_fields_are_a_400(api):
 
 @pytest.fixture
 def board_server() -> Iterator[str]:
-    server, url = start_server(server_env(redis=False), "--no-clock")
+    server, url = start_server(server_env(redis=False))
     try:
         yield url
     finally:

@@ -24,7 +24,7 @@ EXAMPLES = 25
 
 def test_schemathesis_finds_nothing_and_walks_from_lease_to_every_executor_verb(tmp_path):
     _, token = ExecutorToken.issue("st-walker")
-    server, url = start_server(server_env(redis=False), "--no-clock")
+    server, url = start_server(server_env(redis=False))
     try:
         walk = subprocess.run(
             [SCHEMATHESIS, "--config-file", CONFIG, "run", f"{url}/api/openapi.json",
