@@ -209,7 +209,8 @@ def drive(pid: int, url: str, variant: Variant, tokens: list[str], seconds: floa
     context = mp.get_context("spawn")
     go, stop, out = context.Event(), context.Event(), context.Queue()
     workers = [context.Process(target=executor, args=(url, token, f"{label}-{i}",
-                                                      variant.protocol, go, stop, out))
+                                                      variant.protocol, go, stop, out),
+                                 daemon=True)
                for i, token in enumerate(tokens)]
     for worker in workers:
         worker.start()

@@ -14,7 +14,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Router
 
-from runs import leasing, services
+from runs import heartbeats, leasing, services
 from runs.api_selectors import executor_ever_leased
 from runs.exceptions import LeaseLost, RunCanceled
 from runs.models import Run
@@ -107,7 +107,7 @@ def heartbeat(request: HttpRequest, run_id: UUID,
     """
     body = body or HeartbeatIn()
     executor = request.auth.name
-    run: Run = as_lease_holder(run_id, executor, lambda: services.heartbeat(
+    run: Run = as_lease_holder(run_id, executor, lambda: heartbeats.heartbeat(
         run_id, executor=executor, progress=body.progress, consumed=body.consumed))
     stop = run.state != RunState.RUNNING
     message = (f"run is {run.state}: {run.suspend_reason or 'stop working on it'}" if stop
