@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last on purpose: keeps the chain on one thread per request (see the module).
+    "dashboard.sync_chain.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
