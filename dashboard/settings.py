@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last on purpose: keeps the chain on one thread per request (see the module).
+    "dashboard.sync_chain.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "dashboard.site_urls"
@@ -96,6 +98,16 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         "-c idle_in_transaction_session_timeout="
         + os.environ.get("IDLE_IN_TRANSACTION_TIMEOUT_MS", "60000"))
+    # Under ASGI every request runs on a thread of its own, so without a pool every request
+    # opened a new PostgreSQL connection (a backend fork, authentication, cold catalog caches):
+    # a fifth of an API request's time (benchmarks/api_executor_cycle.py). psycopg's pool
+    # hands connections back when Django closes them at the end of each request. Its size
+    # bounds this process's connections; DB_POOL_MAX_SIZE=0 turns the pool off.
+    POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "16"))
+    if POOL_MAX_SIZE:
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, POOL_MAX_SIZE), "max_size": POOL_MAX_SIZE, "timeout": 10,
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,7 +1,7 @@
 """A small executor client for the Runboard HTTP API (httpx).
 
     client = ExecutorClient("http://127.0.0.1:8000", token)
-    client.work(handler, queues=["default"])      # lease → start → handler → complete/fail
+    client.work(handler, queues=["default"])      # lease+start → handler → complete/fail
 
 `handler(job)` receives a `Job`: its `run` (the API's JSON), `progress(percent)` and
 `consume(**amounts)` to report, and `should_stop` (an `Event`) set when the server says stop —
@@ -138,8 +138,11 @@ class ExecutorClient:
         return self._answer(self.http.get("runs", params=params))
 
     def lease(self, *, queues: Iterable[str] | None = None, limit: int = 1,
-              lease_seconds: int = 30) -> list[dict[str, Any]]:
+              lease_seconds: int = 30, start: bool = False) -> list[dict[str, Any]]:
+        """Lease ready runs; with `start` they come back running (one request, not two)."""
         body: dict[str, Any] = {"limit": limit, "lease_seconds": lease_seconds}
+        if start:
+            body["start"] = True
         if queues:
             body["queues"] = list(queues)
         return self._post("lease", body)["runs"]
@@ -179,11 +182,12 @@ class ExecutorClient:
     # -- the work loop ---------------------------------------------------------------------
 
     def run_one(self, run: dict[str, Any], handler: Callable[[Job], Any]) -> str:
-        """Start a leased run, work it with heartbeats, report the outcome; return it
-        ("completed", "retry_wait"/"failed", or "stopped: <why>")."""
+        """Start a leased run (unless the lease started it), work it with heartbeats, report
+        the outcome; return it ("completed", "retry_wait"/"failed", or "stopped: <why>")."""
         job = Job(run)
         try:
-            job.run = {**run, **self.start(job.id)}
+            if run.get("state") != "running":
+                job.run = {**run, **self.start(job.id)}
         except ApiRefused as refused:
             return f"stopped: {refused.code}"
         except httpx.HTTPError as error:  # the lease lapses and the clock takes the run back
@@ -241,11 +245,16 @@ class ExecutorClient:
              lease_seconds: int = 30, idle_seconds: float = 0.5,
              stop: threading.Event | None = None,
              before_start: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Lease and work runs one at a time until `stop` is set."""
+        """Lease and work runs one at a time until `stop` is set.
+
+        Each run is leased and started in one request (`start: true`), unless `before_start`
+        is given: that hook runs between the lease and the start, so then they are two.
+        """
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
-                runs = self.lease(queues=queues, limit=1, lease_seconds=lease_seconds)
+                runs = self.lease(queues=queues, limit=1, lease_seconds=lease_seconds,
+                                  start=before_start is None)
             except (ApiRefused, httpx.HTTPError) as error:
                 logger.warning("lease failed: %s", error)
                 stop.wait(idle_seconds)

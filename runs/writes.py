@@ -133,3 +133,47 @@ def insert_change(model: type[Model], alias: str, **row: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(alias, model, CHANGE_COLUMNS),
                        _params(model, CHANGE_COLUMNS, row, connection))
+
+
+@lru_cache(maxsize=8)
+def _heartbeat_sql(alias: str, model: type[Model], change_model: type[Model]) -> str:
+    """PostgreSQL: renew a running run's lease for its holder and log it, in one statement."""
+    quote = _quote(alias)
+    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    change_columns = ", ".join(quote(field.column)
+                               for field in _fields(change_model, CHANGE_COLUMNS))
+    return (
+        f"WITH moved AS (UPDATE {quote(model._meta.db_table)} SET "
+        f"{quote('heartbeat_at')} = %s, "
+        f"{quote('lease_expires_at')} = CAST(%s AS timestamptz) "
+        f"+ {quote('lease_seconds')} * INTERVAL '1 second', "
+        f"{quote('progress')} = COALESCE(CAST(%s AS smallint), {quote('progress')}), "
+        f"{quote('version')} = {quote('version')} + 1 "
+        f"WHERE {quote(model._meta.pk.column)} = %s AND {quote('state')} = %s "
+        f"AND {quote('lease_owner')} = %s AND {quote('lease_expires_at')} > %s "
+        f"RETURNING {columns}), "
+        f"logged AS (INSERT INTO {quote(change_model._meta.db_table)} ({change_columns}) "
+        f"SELECT {quote(model._meta.pk.column)}, {quote('version')}, %s, {quote('state')}, "
+        f"{quote('state')}, {quote('queue')}, {quote('name')}, CAST(%s AS timestamptz), %s, '' "
+        f"FROM moved) "
+        f"SELECT {columns} FROM moved"
+    )
+
+
+def write_heartbeat(model: type[Model], alias: str, *, pk: Any, state: str, executor: str,
+                    now: Any, progress: int | None, change_model: type[Model],
+                    kind: str) -> Model | None:
+    """PostgreSQL only: if the run is in `state`, leased to `executor` and its lease has not
+    lapsed at `now`, record the heartbeat (`heartbeat_at`, the lease renewed by its
+    `lease_seconds`, `progress` when given, a new version) and its change-log row in one
+    statement, and return the run as written; else write nothing and return None.
+
+    Keyed on the lease rather than the version: a heartbeat derives nothing from the values it
+    overwrites, so whatever else changed meanwhile, it is right as long as the lease holds.
+    """
+    connection = connections[alias]
+    params = [now, now, progress, model._meta.pk.get_db_prep_save(pk, connection), str(state),
+              executor, now, kind, now, executor]
+    found = list(model._default_manager.using(alias).raw(
+        _heartbeat_sql(alias, model, change_model), params))
+    return found[0] if found else None

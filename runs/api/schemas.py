@@ -151,6 +151,9 @@ class LeaseIn(Input):
     queues: list[QueueName] | None = Field(None, max_length=50)
     limit: Int = Field(1, ge=1, le=100)
     lease_seconds: Int = Field(30, ge=1, le=3600)
+    start: Bool = Field(
+        False, description="Also start the leased runs (leased → running, one attempt counted): "
+                           "one request instead of a lease and a start per run.")
 
 
 class HeartbeatIn(Input):

@@ -14,7 +14,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Router
 
-from runs import services
+from runs import heartbeats, leasing, services
 from runs.api_selectors import executor_ever_leased
 from runs.exceptions import LeaseLost, RunCanceled
 from runs.models import Run
@@ -65,17 +65,24 @@ FINISH = {"completeRun": "Report success with a result.",
 @router.post("/lease", response={200: LeaseOut, **ERRORS}, summary="Lease ready runs",
              operation_id="lease",
              openapi_extra=links(200, "$response.body#/runs/0/id",
-                                 startRun="Start the first leased run."))
+                                 startRun="Start the first leased run.",
+                                 heartbeatRun="Renew the lease of a run leased with "
+                                              "`start: true`.", **FINISH))
 def lease(request: HttpRequest, body: LeaseIn | None = None) -> dict[str, Any]:
-    """Take up to `limit` ready runs (higher priority first, then oldest) for this executor."""
+    """Take up to `limit` ready runs (higher priority first, then oldest) for this executor.
+
+    With `"start": true` they are started too and come back running: the audit trail and the
+    board still see both moves, leased then running.
+    """
     body = body or LeaseIn()
     executor = request.auth.name
     if body.executor is not None and body.executor != executor:
         raise ApiError(403, "executor_mismatch",
                        f"this token acts as executor {executor!r}, not {body.executor!r}",
                        field="executor")
-    runs = services.lease(executor=executor, queues=body.queues, limit=body.limit,
-                          lease_seconds=body.lease_seconds)
+    take = leasing.lease_and_start if body.start else services.lease
+    runs = take(executor=executor, queues=body.queues, limit=body.limit,
+                lease_seconds=body.lease_seconds)
     return {"runs": [run_out(run) for run in runs]}
 
 
@@ -100,7 +107,7 @@ def heartbeat(request: HttpRequest, run_id: UUID,
     """
     body = body or HeartbeatIn()
     executor = request.auth.name
-    run: Run = as_lease_holder(run_id, executor, lambda: services.heartbeat(
+    run: Run = as_lease_holder(run_id, executor, lambda: heartbeats.heartbeat(
         run_id, executor=executor, progress=body.progress, consumed=body.consumed))
     stop = run.state != RunState.RUNNING
     message = (f"run is {run.state}: {run.suspend_reason or 'stop working on it'}" if stop

@@ -114,6 +114,53 @@ def test_work_leases_until_told_to_stop(executor):
     assert Run.objects.filter(state="completed").count() == 3
 
 
+def test_work_leases_and_starts_in_one_request(transport):
+    _, secret = ExecutorToken.issue("exec-w")
+    seen: list[str] = []
+
+    def recording(request: httpx.Request) -> None:
+        seen.append(f"{request.url.path} {request.content.decode()}")
+
+    client = ExecutorClient(BASE, secret, transport=transport)
+    client.http.event_hooks["request"].append(recording)
+    client.submit("batch")
+    stop = threading.Event()
+
+    def handler(job: Job) -> str:
+        assert job.run["state"] == "running"
+        stop.set()
+        return "ok"
+
+    client.work(handler, stop=stop, idle_seconds=0.05)
+    client.close()
+    paths = [line.split()[0] for line in seen]
+    assert paths == ["/api/runs", "/api/lease", f"/api/runs/{job_id(seen)}/complete"]
+    assert '"start":true' in seen[1]
+    moves = list(Run.objects.get().transitions.values_list("from_state", "to_state"))
+    assert moves == [("", "ready"), ("ready", "leased"), ("leased", "running"),
+                     ("running", "completed")]
+
+
+def job_id(seen: list[str]) -> str:
+    """The run id in the last recorded request's path (`/api/runs/<id>/complete`)."""
+    return seen[-1].split()[0].split("/")[3]
+
+
+def test_work_with_a_before_start_hook_leases_then_starts(executor):
+    executor.submit("batch")
+    stop = threading.Event()
+    states: list[str] = []
+
+    def handler(job: Job) -> str:
+        stop.set()
+        return "ok"
+
+    executor.work(handler, stop=stop, idle_seconds=0.05,
+                  before_start=lambda run: states.append(run["state"]))
+    assert states == ["leased"]
+    assert Run.objects.get().state == "completed"
+
+
 def test_refusals_surface_as_api_refused_with_the_error_body(executor):
     with pytest.raises(ApiRefused) as refused:
         executor.start("01a2203d-1c3e-7f00-8000-000000000000")
