@@ -12,6 +12,18 @@ function width(el) {
   return Math.max(280, el.clientWidth || 460);
 }
 
+// Axis labels short enough for the gutter: durations in ms or s, counts with k and M.
+function axisLabel(value, unit) {
+  if (value == null) return "";
+  if (unit === " ms") {
+    if (Math.abs(value) >= 1000) return `${+(value / 1000).toFixed(value >= 10000 ? 0 : 1)} s`;
+    return `${Math.round(value)} ms`;
+  }
+  if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
+  if (Math.abs(value) >= 1e4) return `${+(value / 1e3).toFixed(0)}k`;
+  return String(Math.round(value));
+}
+
 function draw(id, series, values, { stacked = false, unit = "" } = {}) {
   const el = document.getElementById(id);
   const opts = {
@@ -22,7 +34,10 @@ function draw(id, series, values, { stacked = false, unit = "" } = {}) {
       fill: stacked ? s.colour + "99" : undefined,
       value: (u, v) => (v == null ? "–" : `${Math.round(v)}${unit}`),
     }))],
-    axes: [{ stroke: "#aab" }, { stroke: "#aab" }],
+    axes: [
+      { stroke: "#aab" },
+      { stroke: "#aab", size: 56, values: (u, ticks) => ticks.map((v) => axisLabel(v, unit)) },
+    ],
     scales: { x: { time: true } },
   };
   if (charts[id]) charts[id].destroy();
