@@ -59,6 +59,10 @@ MAX_FLUSH_REST = 0.05
 SLOW_SOCKET_BYTES = 64 * 1024  # unsent bytes beyond which a socket's next frame waits
 SLOW_SOCKET_RETRY = 0.05
 SENDS_PER_YIELD = 64  # a long round yields to the loop now and then
+# A frame of many changes (a hub catching up on a backlog) goes out in parts of at most this
+# many bytes: daphne refuses to send a websocket message over 1 MiB (its
+# `websocket_max_message_size`), and a refused frame would be a change lost to that watcher.
+MAX_FRAME_BYTES = 512 * 1024
 LOG_BATCH = 2_000  # log rows per read; a full batch is followed by the next read at once
 CATCH_UP_MAX = 5_000  # rows a reconnecting client may have missed before it gets a snapshot
 READER_NOTE_INTERVAL = 10.0  # how often the hub records its position for pruning
@@ -311,13 +315,9 @@ class Hub:
                         watcher.subscriber.hub_requests_snapshot()
                     continue
                 seq, events = stream.seq, stream.events_after(cursor)
-                frame = json.dumps({
-                    "type": "deltas",
-                    "position": stream.position.token(),
-                    "deltas": events,
-                    "counts": dict(stream.counts) if stream.counts is not None else {},
-                }, separators=(",", ":"))
-                message = {"type": "websocket.send", "text": frame}
+                messages = [{"type": "websocket.send", "text": text} for text in delta_frames(
+                    stream.position.token(), events,
+                    dict(stream.counts) if stream.counts is not None else {})]
                 for watcher in watchers:
                     # It may have left or rewound for a snapshot while we yielded.
                     if not (watcher.ready and watcher.cursor == cursor):
@@ -328,7 +328,7 @@ class Hub:
                         held_back = True
                         continue
                     watcher.cursor = seq
-                    await self._send(watcher, message, len(events))
+                    await self._send(watcher, messages, len(events))
                     sent += 1
                     if sent % SENDS_PER_YIELD == 0:
                         await asyncio.sleep(0)  # let the reader go on
@@ -336,14 +336,38 @@ class Hub:
         if held_back:
             self.loop.call_later(SLOW_SOCKET_RETRY, self._wake.set)
 
-    async def _send(self, watcher: Watcher, message: dict[str, Any], events: int) -> None:
+    async def _send(self, watcher: Watcher, messages: list[dict[str, Any]], events: int
+                    ) -> None:
         try:
-            await watcher.subscriber.direct_send(message)
+            for message in messages:
+                await watcher.subscriber.direct_send(message)
         except Exception:
             logger.info("hub could not send to a watcher; it will reconnect", exc_info=True)
             return
-        self.stats["frames"] += 1
+        self.stats["frames"] += len(messages)
         self.stats["deliveries"] += events
+
+
+def delta_frames(position: str, events: list[dict[str, Any]], counts: dict[str, int]
+                 ) -> list[str]:
+    """The deltas frame for `events`, encoded; in parts of at most about `MAX_FRAME_BYTES`
+    when it is larger. Only the last part carries the position and the counts: a client that
+    stops after an earlier part resumes from the position it held before, and versions make
+    the repeats harmless."""
+    encoded = [json.dumps(event, separators=(",", ":")) for event in events]
+    parts: list[list[str]] = [[]]
+    size = 0
+    for text in encoded:
+        if parts[-1] and size + len(text) > MAX_FRAME_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(text)
+        size += len(text) + 1
+    frames = ['{"type":"deltas","deltas":[' + ",".join(part) + "]}" for part in parts[:-1]]
+    frames.append('{"type":"deltas","position":' + json.dumps(position) + ',"deltas":['
+                  + ",".join(parts[-1]) + '],"counts":'
+                  + json.dumps(counts, separators=(",", ":")) + "}")
+    return frames
 
 
 def _events(rows: list[LogRow], cards: dict[str, dict[str, Any] | None]
