@@ -21,6 +21,7 @@ dropped) it:
    version in a watcher's frames is not the database's).
 
 The goal (issue 8): at the head within 3 s of the release, with no snapshot per watcher.
+`CATCHUP_PYSPY=<file>.svg` records the server with py-spy during the catch-up.
 """
 
 from __future__ import annotations
@@ -224,6 +225,8 @@ async def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, An
         for pipe in pipes:
             assert await asyncio.to_thread(pipe.recv) == "ready"
         await asyncio.sleep(1.0)  # the hub's idle polls meanwhile, as a running server's
+        if os.environ.get("CATCHUP_PYSPY"):  # a py-spy flame graph of the server's catch-up
+            server.profile(os.environ["CATCHUP_PYSPY"])
         cpu_before = server.cpu()
         holder.rollback()  # the watermark moves past the whole backlog at once
         released = time.time()

@@ -12,8 +12,12 @@ def events(count: int) -> list[dict]:
     return [{"id": f"run-{i}", "version": i, "run": {"name": "x" * 500}} for i in range(count)]
 
 
+def encoded(count: int) -> list[str]:
+    return [json.dumps(event) for event in events(count)]
+
+
 def test_a_small_frame_is_one_message_with_position_and_counts():
-    frames = delta_frames("7.42", events(3), {"ready": 2})
+    frames = delta_frames("7.42", encoded(3), {"ready": 2})
 
     assert [json.loads(frame) for frame in frames] == [
         {"type": "deltas", "position": "7.42", "deltas": events(3), "counts": {"ready": 2}}]
@@ -22,7 +26,7 @@ def test_a_small_frame_is_one_message_with_position_and_counts():
 def test_a_large_frame_is_split_and_only_its_last_part_carries_position_and_counts(monkeypatch):
     monkeypatch.setattr(hub, "MAX_FRAME_BYTES", 4096)
 
-    frames = delta_frames("7.42", events(40), {"ready": 2})
+    frames = delta_frames("7.42", encoded(40), {"ready": 2})
     parts = [json.loads(frame) for frame in frames]
 
     assert len(parts) > 1
