@@ -23,7 +23,7 @@ counts after it, so one frame is in flight per watcher at a time. A socket whose
 frames are still unsent is held back and then gets one up-to-date frame; one that falls more
 than `MAX_PENDING_RUNS` runs behind takes a fresh snapshot instead of growing memory.
 While the reader works through a backlog (a hub starting behind, a long transaction that held
-the log's watermark back), frames wait until it is read (at most `BACKLOG_FLUSH_INTERVAL`), so
+the log's watermark back), frames wait until it is read (at most `BACKLOG_FLUSH_INTERVAL`, 2 s), so
 each watcher gets every changed run once, not once per batch. A large frame goes out in parts
 (`delta_frames`).
 """
@@ -74,9 +74,10 @@ LOG_BATCH = 10_000
 # While reading a backlog (full batches back to back) frames wait until the backlog is read,
 # so that each carries every changed run once instead of once per batch: catching up on
 # 100,000 rows over 2,000 runs sent every watcher 50 frames of 2,000 cards (1.7 MB each) and
-# took 95 s. They still go out at least this often, and before a stream's pending runs near
-# `MAX_PENDING_RUNS` (past it, its watchers would need a snapshot).
-BACKLOG_FLUSH_INTERVAL = 0.5
+# took 95 s. They still go out at least this often (a board catching up moves every 2 s; at
+# 0.5 s each watcher got 7 frames of every run instead of 2), and before a stream's pending
+# runs near `MAX_PENDING_RUNS` (past it, its watchers would need a snapshot).
+BACKLOG_FLUSH_INTERVAL = 2.0
 CATCH_UP_MAX = 5_000  # rows a reconnecting client may have missed before it gets a snapshot
 READER_NOTE_INTERVAL = 10.0  # how often the hub records its position for pruning
 RETRY_AFTER_ERROR = 1.0
