@@ -54,6 +54,7 @@ LATENCY_SAMPLE = 50  # watchers whose every event is timed
 EVENTS_PER_RUN = 4  # lease, start, heartbeat, complete
 DRIVER_THREADS = 4  # executors driving transitions concurrently
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+HELD_BACK_AFTER = 1.0  # s: a transaction this old in the cluster held the log's readers back
 
 
 def environment(variant: str = "hints") -> dict[str, str]:
@@ -333,6 +334,36 @@ def drive(rate: float, run_count: int, out: Path) -> None:
 # -- one measurement --------------------------------------------------------------------------
 
 
+class OldestTransaction:
+    """Samples the age of the oldest transaction holding an xid anywhere in the cluster while
+    a measurement runs. Hubs read the log only below the oldest running transaction, in any
+    database of the server: someone else's minute-long bulk load on a shared PostgreSQL holds
+    every board back that long, and a measurement it overlapped is flagged, not trusted."""
+
+    def __init__(self, url: str):
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.oldest = 0.0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stopped.wait(0.25):
+                age = conn.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(now() - xact_start)), 0) "
+                    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                    "AND pid <> pg_backend_pid()").fetchone()[0]
+                self.oldest = max(self.oldest, float(age))
+
+    def stop(self) -> float:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        return self.oldest
+
+
 def prepare(run_count: int) -> str:
     """Migrate, wipe runs, make `run_count` ready runs and a logged-in session; its cookie."""
     import django
@@ -376,6 +407,7 @@ async def measure_hub(count: int, rate: float, duration: float, env: dict[str, s
         out = Path(tempfile.gettempdir()) / f"runboard-bench-{os.getpid()}.json"
         if profile:
             server.profile(profile)
+        oldest = OldestTransaction(env["DATABASE_URL"])
         cpu_before = server.cpu()
         driver = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--drive", "--rate", str(rate), "--runs", str(run_count),
@@ -387,10 +419,11 @@ async def measure_hub(count: int, rate: float, duration: float, env: dict[str, s
         clients.order({"expected": expected, "committed": driven["committed"]})
         await clients.expect("done")
         cpu = server.cpu() - cpu_before
+        held = oldest.stop()
         seen = await clients.results()
     finally:
         server.stop()
-    return {"events_committed": len(driven["committed"]),
+    return {"events_committed": len(driven["committed"]), "oldest_transaction_s": held,
             "achieved_rate": len(driven["committed"]) / driven["elapsed"],
             "deliveries": seen["events"], "frames": seen["frames"], "cpu_s": cpu,
             "p50_ms": percentile(seen["latencies"], 0.5) * 1000,
@@ -451,6 +484,7 @@ async def main(args: argparse.Namespace) -> None:
           f"{args.rate:g} changes/s for ~{args.duration:g} s, one `serve` on PostgreSQL; "
           f"variants {args.variants} back to back, {args.repeat} time(s)", flush=True)
     results: dict[tuple[int, str], list[dict]] = {}
+    flagged: list[tuple[int, str, dict]] = []
     for count in args.watchers:
         for attempt in range(args.repeat):
             for variant in args.variants:
@@ -458,16 +492,22 @@ async def main(args: argparse.Namespace) -> None:
                            if os.environ.get("FANOUT_PYSPY") else "")
                 hub = await measure_hub(count, args.rate, args.duration, environment(variant),
                                         args.client_processes, profile)
-                results.setdefault((count, variant), []).append(hub)
+                note = ""
+                if hub["oldest_transaction_s"] > HELD_BACK_AFTER:
+                    flagged.append((count, variant, hub))
+                    note = " (HELD BACK by another transaction: not in the summary)"
+                else:
+                    results.setdefault((count, variant), []).append(hub)
                 print(f"N={count} {variant:<5}: p50 {hub['p50_ms']:.1f} ms, p99 "
                       f"{hub['p99_ms']:.1f} ms, {hub['cpu_us_per_delivery']:.1f} µs/delivered "
                       f"event ({hub['cpu_us_per_frame']:.1f} µs/frame), "
                       f"{hub['deliveries']:,} deliveries in {hub['frames']:,} frames, lost "
                       f"{hub['lost_final_states']} of {hub['runs'] * count:,} final states, "
-                      f"achieved {hub['achieved_rate']:.0f} changes/s", flush=True)
+                      f"achieved {hub['achieved_rate']:.0f} changes/s; oldest transaction in "
+                      f"the cluster {hub['oldest_transaction_s']:.1f} s{note}", flush=True)
         if args.bare:
             payload = await asyncio.to_thread(sample_payload)
-            events = results[(count, args.variants[0])][-1]["events_committed"]
+            events = hub["events_committed"]
             bare = await measure_bare(count, args.rate, events, payload, environment("poll"),
                                       args.client_processes)
             print(f"N={count} bare : p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms, "
@@ -483,6 +523,10 @@ async def main(args: argparse.Namespace) -> None:
               f"{sum(r['lost_final_states'] for r in runs)} of "
               f"{sum(r['runs'] * count for r in runs):,} | "
               f"{spread([r['achieved_rate'] for r in runs])}", flush=True)
+    for count, variant, hub in flagged:
+        print(f"held back ({hub['oldest_transaction_s']:.1f} s transaction in the cluster): "
+              f"{count} {variant} p50 {hub['p50_ms']:.0f} ms p99 {hub['p99_ms']:.0f} ms, lost "
+              f"{hub['lost_final_states']}", flush=True)
 
 
 def create_database(url: str) -> None:
