@@ -1,20 +1,29 @@
-"""Board fan-out benchmark: commit → delta latency and server CPU per delivery, hub vs bare.
+"""Board fan-out benchmark: commit → frame latency through the change log, with Redis hints and
+poll-only, and server CPU per delivery beside a bare ASGI app.
 
-    .venv/bin/python benchmarks/fanout.py --watchers 100 500 --rate 200 --duration 10
+    .venv/bin/python benchmarks/fanout.py --watchers 100 500 --rate 200 --duration 10 --repeat 3
 
-For each watcher count N it:
-1. starts daphne (`dashboard.asgi`) on PostgreSQL + Redis (DATABASE_URL / REDIS_URL, defaults
-   below; the database `runboard_bench_fanout` is created and migrated, its runs wiped);
-2. connects N websocket watchers logged in with a real session;
-3. drives transitions at a fixed rate from another process (`--drive`): each run is leased,
-   started, heartbeated and completed through `runs.services`, and the driver stamps the time
-   each event committed;
-4. waits until every watcher shows every driven run at its final version (or a timeout) and
-   reports: events and frames delivered, commit → delta latency p50/p99 (from a sample of
-   watchers), server CPU µs per delivered event and per frame, and lost final states;
-5. beside it, in the same run, the bare baseline (`benchmarks/bare_fanout.py`): a daphne
-   serving an ASGI app with no application code sends the same payload straight to N sockets
-   at the same rate; its CPU per delivery is the floor.
+For each watcher count N, and each variant back to back (`--variants hints poll`; `--repeat`
+times, medians and ranges at the end), it:
+1. starts `manage.py serve` on PostgreSQL (DATABASE_URL, default below; the database
+   `runboard_bench_fanout` is created and migrated, its runs wiped) — with `REDIS_URL` set and
+   a private `HINT_CHANNEL` for "hints", without `REDIS_URL` for "poll" (the hub then reads the
+   log only every `LOG_POLL_INTERVAL`, 1 s: expect p50 near 0.5 s);
+2. connects N websocket watchers logged in with a real session, in client processes;
+3. drives changes at a fixed rate from another process (`--drive`, same environment as the
+   server, so with hints it PUBLISHes after each commit): each run is leased, started,
+   heartbeated and completed through `runs.services`, and the driver stamps the time each
+   service call returned (just after its commit) with the run's new version;
+4. waits until every watcher shows every driven run at its final version in the database (or a
+   timeout) and reports: deliveries and frames, commit → frame latency p50/p99 (receipt time
+   minus commit time, same machine clock, from a sample of watchers), server CPU µs per delivered
+   event and per frame, and lost final states (a watcher whose last version of a run is not
+   the database's);
+5. with `--bare`, the bare baseline (`benchmarks/bare_fanout.py`): a daphne serving an ASGI app
+   with no application code sends the same payload straight to N sockets at the same rate;
+   its CPU per delivery is the floor the hub's is read against.
+
+`FANOUT_PYSPY=<file prefix>` records the server with py-spy (flame graph SVG) while it drives.
 """
 
 from __future__ import annotations
@@ -24,10 +33,13 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,20 +54,25 @@ LATENCY_SAMPLE = 50  # watchers whose every event is timed
 EVENTS_PER_RUN = 4  # lease, start, heartbeat, complete
 DRIVER_THREADS = 4  # executors driving transitions concurrently
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+HELD_BACK_AFTER = 1.0  # s: a transaction this old in the cluster held the log's readers back
 
 
-def environment() -> dict[str, str]:
-    return {
+def environment(variant: str = "hints") -> dict[str, str]:
+    """The server's and the driver's environment: Redis hints on a private channel, or none."""
+    env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        "CHANNEL_LAYER_PREFIX": f"runboard-bench-{os.getpid()}",
+        "HINT_CHANNEL": f"runboard-bench-hints-{os.getpid()}",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "benchmark-only-secret"),
         "SECURE_COOKIES": "0",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
+    if variant == "poll":
+        del env["REDIS_URL"]
+    return env
 
 
 def free_port() -> int:
@@ -77,16 +94,18 @@ def percentile(values: list[float], share: float) -> float:
 
 
 class Server:
-    """A daphne child process serving `app` on a free loopback port."""
+    """A server child process on a free loopback port: `manage.py serve` (the product), or
+    daphne serving `app` (the bare baseline)."""
 
-    def __init__(self, app: str, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], app: str | None = None):
         self.port = free_port()
-        command = [str(Path(sys.executable).with_name("daphne")), "-v", "0", "-b", "127.0.0.1",
-                   "-p", str(self.port), app]
-        if os.environ.get("FANOUT_PROFILE"):  # cProfile the server; stopped with SIGINT
-            command = [sys.executable, "-m", "cProfile", "-o",
-                       f"{os.environ['FANOUT_PROFILE']}.{app.split('.')[0]}", *command]
+        if app is None:
+            command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+        else:
+            command = [str(Path(sys.executable).with_name("daphne")), "-v", "0", "-b",
+                       "127.0.0.1", "-p", str(self.port), app]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        self.profiler: subprocess.Popen | None = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -94,13 +113,25 @@ class Server:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"{app} did not start")
+        self.stop()
+        raise RuntimeError(f"{command} did not start")
 
     def cpu(self) -> float:
         return cpu_seconds(self.process.pid)
 
+    def profile(self, output: str) -> None:
+        """Sample the server with py-spy until `stop` (its SVG flame graph is `output`)."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.profiler = subprocess.Popen(
+            [spy, "record", "-p", str(self.process.pid), "-o", output, "-r", "200",
+             "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)  # a clean reactor stop (profiles get written)
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            self.profiler.wait(timeout=30)
+        self.process.send_signal(signal.SIGINT)  # a clean reactor stop
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -242,24 +273,21 @@ class Clients:
 
 def drive(rate: float, run_count: int, out: Path) -> None:
     """Move `run_count` ready runs through lease → start → heartbeat → complete at `rate`
-    events per second, recording when each event committed."""
+    changes per second, recording when each change committed."""
     import django
 
     django.setup()
-    from dashboard.broadcast import forward
     from django.db import connection
-    from runs.events import run_changed
 
     from runs import services
 
     committed: dict[str, float] = {}
 
-    def stamp(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
-        committed[f"{event['id']}:{event['version']}"] = time.time()  # just after commit
-        forward(event)
+    def stamp(run: Any) -> None:
+        # A service returns after its transaction committed (and its hint was requested): the
+        # time now is the commit time plus a few microseconds.
+        committed[f"{run.pk}:{run.version}"] = time.time()
 
-    run_changed.disconnect(dispatch_uid="dashboard.broadcast")
-    run_changed.connect(stamp, dispatch_uid="benchmark")
     threads = DRIVER_THREADS
     started = time.monotonic()
 
@@ -278,16 +306,20 @@ def drive(rate: float, run_count: int, out: Path) -> None:
             batch = []
             for _ in range(group):
                 pace()
-                batch.extend(services.lease(executor="bench", limit=1))
+                leased = services.lease(executor="bench", limit=1)
+                for run in leased:
+                    stamp(run)
+                batch.extend(leased)
             for run in batch:
                 pace()
-                services.start(run.pk, executor="bench")
+                stamp(services.start(run.pk, executor="bench"))
             for run in batch:
                 pace()
-                services.heartbeat(run.pk, executor="bench", progress=50, consumed={"tokens": 10})
+                stamp(services.heartbeat(run.pk, executor="bench", progress=50,
+                                         consumed={"tokens": 10}))
             for run in batch:
                 pace()
-                services.complete(run.pk, executor="bench", result={"ok": True})
+                stamp(services.complete(run.pk, executor="bench", result={"ok": True}))
         connection.close()
 
     pool = [threading.Thread(target=worker, args=(run_count // threads,)) for _ in range(threads)]
@@ -300,6 +332,36 @@ def drive(rate: float, run_count: int, out: Path) -> None:
 
 
 # -- one measurement --------------------------------------------------------------------------
+
+
+class OldestTransaction:
+    """Samples the age of the oldest transaction holding an xid anywhere in the cluster while
+    a measurement runs. Hubs read the log only below the oldest running transaction, in any
+    database of the server: someone else's minute-long bulk load on a shared PostgreSQL holds
+    every board back that long, and a measurement it overlapped is flagged, not trusted."""
+
+    def __init__(self, url: str):
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.oldest = 0.0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stopped.wait(0.25):
+                age = conn.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(now() - xact_start)), 0) "
+                    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                    "AND pid <> pg_backend_pid()").fetchone()[0]
+                self.oldest = max(self.oldest, float(age))
+
+    def stop(self) -> float:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        return self.oldest
 
 
 def prepare(run_count: int) -> str:
@@ -333,16 +395,19 @@ def final_versions() -> dict[str, int]:
 
 
 async def measure_hub(count: int, rate: float, duration: float, env: dict[str, str],
-                      processes: int) -> dict:
+                      processes: int, profile: str = "") -> dict:
     run_count = max(20, int(rate * duration / EVENTS_PER_RUN) // 20 * 20)
     cookie = await asyncio.to_thread(prepare, run_count)
-    server = Server("dashboard.asgi:application", env)
+    server = Server(env)
     base = f"127.0.0.1:{server.port}"
     headers = [("Cookie", f"sessionid={cookie}"), ("Origin", f"http://{base}")]
     try:
         clients = Clients(f"ws://{base}/ws/board/", headers, count, False, processes)
         await clients.expect("ready")
-        out = Path(f"/tmp/runboard-bench-{os.getpid()}.json")
+        out = Path(tempfile.gettempdir()) / f"runboard-bench-{os.getpid()}.json"
+        if profile:
+            server.profile(profile)
+        oldest = OldestTransaction(env["DATABASE_URL"])
         cpu_before = server.cpu()
         driver = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--drive", "--rate", str(rate), "--runs", str(run_count),
@@ -354,10 +419,11 @@ async def measure_hub(count: int, rate: float, duration: float, env: dict[str, s
         clients.order({"expected": expected, "committed": driven["committed"]})
         await clients.expect("done")
         cpu = server.cpu() - cpu_before
+        held = oldest.stop()
         seen = await clients.results()
     finally:
         server.stop()
-    return {"events_committed": len(driven["committed"]),
+    return {"events_committed": len(driven["committed"]), "oldest_transaction_s": held,
             "achieved_rate": len(driven["committed"]) / driven["elapsed"],
             "deliveries": seen["events"], "frames": seen["frames"], "cpu_s": cpu,
             "p50_ms": percentile(seen["latencies"], 0.5) * 1000,
@@ -371,7 +437,7 @@ async def measure_bare(count: int, rate: float, events: int, payload: str,
                        env: dict[str, str], processes: int) -> dict:
     from websockets.asyncio.client import connect
 
-    server = Server("benchmarks.bare_fanout:application", env)
+    server = Server(env, app="benchmarks.bare_fanout:application")
     url = f"ws://127.0.0.1:{server.port}/"
     try:
         clients = Clients(url, [], count, True, processes)
@@ -393,32 +459,74 @@ async def measure_bare(count: int, rate: float, events: int, payload: str,
 
 
 def sample_payload() -> str:
-    """A one-event deltas frame shaped like the hub's (a real run's live_data)."""
+    """A one-event deltas frame shaped like the hub's (a real run's card)."""
     from runs.models import Run
 
     run = Run.objects.filter(queue="bench").exclude(state="ready").first()
-    event = run.event(kind="transition", source=None, at=run.state_changed_at)
-    return json.dumps({"type": "deltas", "deltas": [event], "counts": {"ready": 1}},
-                      separators=(",", ":"))
+    event = {"id": str(run.pk), "version": run.version, "from": "running", "to": run.state,
+             "kind": "transition", "at": run.state_changed_at.isoformat(), "actor": "bench",
+             "reason": "", "run": run.live_data()}
+    return json.dumps({"type": "deltas", "position": "1.1", "deltas": [event],
+                       "counts": {"ready": 1}}, separators=(",", ":"), default=str)
+
+
+def spread(values: list[float]) -> str:
+    """Median and range of repeated measurements."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.median(values):.1f} ({min(values):.1f} to {max(values):.1f})"
 
 
 async def main(args: argparse.Namespace) -> None:
-    env = environment()
-    os.environ.update(env)
-    await asyncio.to_thread(create_database, env["DATABASE_URL"])
-    print(f"rate {args.rate:g} events/s for ~{args.duration:g} s; server on PostgreSQL + Redis")
+    os.environ.update(environment("hints"))
+    await asyncio.to_thread(create_database, os.environ["DATABASE_URL"])
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()}: "
+          f"{args.rate:g} changes/s for ~{args.duration:g} s, one `serve` on PostgreSQL; "
+          f"variants {args.variants} back to back, {args.repeat} time(s)", flush=True)
+    results: dict[tuple[int, str], list[dict]] = {}
+    flagged: list[tuple[int, str, dict]] = []
     for count in args.watchers:
-        hub = await measure_hub(count, args.rate, args.duration, env, args.client_processes)
-        payload = await asyncio.to_thread(sample_payload)
-        bare = await measure_bare(count, args.rate, hub["events_committed"], payload, env,
-                                  args.client_processes)
-        print(json.dumps({"watchers": count, "hub": hub, "bare": bare}, indent=1))
-        print(f"N={count}: hub p50 {hub['p50_ms']:.1f} ms p99 {hub['p99_ms']:.1f} ms, "
-              f"{hub['cpu_us_per_delivery']:.1f} µs/delivered event "
-              f"({hub['cpu_us_per_frame']:.1f} µs/frame), lost {hub['lost_final_states']} | "
-              f"bare p50 {bare['p50_ms']:.1f} ms p99 {bare['p99_ms']:.1f} ms, "
-              f"{bare['cpu_us_per_delivery']:.1f} µs/delivery | achieved "
-              f"{hub['achieved_rate']:.0f} events/s", flush=True)
+        for attempt in range(args.repeat):
+            for variant in args.variants:
+                profile = (f"{os.environ['FANOUT_PYSPY']}-{count}-{variant}-{attempt}.svg"
+                           if os.environ.get("FANOUT_PYSPY") else "")
+                hub = await measure_hub(count, args.rate, args.duration, environment(variant),
+                                        args.client_processes, profile)
+                note = ""
+                if hub["oldest_transaction_s"] > HELD_BACK_AFTER:
+                    flagged.append((count, variant, hub))
+                    note = " (HELD BACK by another transaction: not in the summary)"
+                else:
+                    results.setdefault((count, variant), []).append(hub)
+                print(f"N={count} {variant:<5}: p50 {hub['p50_ms']:.1f} ms, p99 "
+                      f"{hub['p99_ms']:.1f} ms, {hub['cpu_us_per_delivery']:.1f} µs/delivered "
+                      f"event ({hub['cpu_us_per_frame']:.1f} µs/frame), "
+                      f"{hub['deliveries']:,} deliveries in {hub['frames']:,} frames, lost "
+                      f"{hub['lost_final_states']} of {hub['runs'] * count:,} final states, "
+                      f"achieved {hub['achieved_rate']:.0f} changes/s; oldest transaction in "
+                      f"the cluster {hub['oldest_transaction_s']:.1f} s{note}", flush=True)
+        if args.bare:
+            payload = await asyncio.to_thread(sample_payload)
+            events = hub["events_committed"]
+            bare = await measure_bare(count, args.rate, events, payload, environment("poll"),
+                                      args.client_processes)
+            print(f"N={count} bare : p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms, "
+                  f"{bare['cpu_us_per_delivery']:.1f} µs/delivery, lost {bare['lost']}",
+                  flush=True)
+    print("\nwatchers | variant | p50 ms | p99 ms | server µs per delivered event (per frame) "
+          "| final states lost | changes/s achieved")
+    for (count, variant), runs in results.items():
+        print(f"{count} | {variant} | {spread([r['p50_ms'] for r in runs])} | "
+              f"{spread([r['p99_ms'] for r in runs])} | "
+              f"{spread([r['cpu_us_per_delivery'] for r in runs])} "
+              f"({spread([r['cpu_us_per_frame'] for r in runs])}) | "
+              f"{sum(r['lost_final_states'] for r in runs)} of "
+              f"{sum(r['runs'] * count for r in runs):,} | "
+              f"{spread([r['achieved_rate'] for r in runs])}", flush=True)
+    for count, variant, hub in flagged:
+        print(f"held back ({hub['oldest_transaction_s']:.1f} s transaction in the cluster): "
+              f"{count} {variant} p50 {hub['p50_ms']:.0f} ms p99 {hub['p99_ms']:.0f} ms, lost "
+              f"{hub['lost_final_states']}", flush=True)
 
 
 def create_database(url: str) -> None:
@@ -442,6 +550,11 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of driving")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes sharing the watchers (keeps clients off the hot path)")
+    parser.add_argument("--variants", nargs="+", default=["hints", "poll"],
+                        choices=["hints", "poll"], help="with Redis hints / poll-only")
+    parser.add_argument("--repeat", type=int, default=1, help="back-to-back repeats (medians)")
+    parser.add_argument("--bare", action="store_true",
+                        help="also measure the bare ASGI baseline (benchmarks/bare_fanout.py)")
     parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

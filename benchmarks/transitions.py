@@ -8,15 +8,18 @@ It never touches the configured database itself: on PostgreSQL it creates (and a
 drops) a `runboard_bench` database on the same server, on SQLite it uses a temporary file.
 
 What it measures, each writer a separate process working on its own runs (so there is no
-contention by design, only the cost of a transition):
-- transitions/s through `Run.transition_to` with 1, 4 and 16 writers, cycling every run through
-  ready → leased → running → suspended → ready (four different moves, all with their guards,
-  field effects, audit row and on-commit announcement);
-- the same four compare-and-set UPDATEs plus audit INSERTs written by hand in raw SQL on the
-  driver's own connection (BEGIN; UPDATE … WHERE id AND state AND version; INSERT; COMMIT);
-- the ratio of the two (absolute numbers drift 30 to 40 % within an hour here; ratios don't),
-  once for the core alone (no `run_changed` subscriber) and once with the subscribers the
-  installed apps connect (the dashboard's broadcast to the channel layer), as deployed;
+contention by design, only the cost of a write), at 1, 4 and 16 writers, every run cycling
+ready → leased → running → suspended → ready (four different moves):
+- **raw**: the compare-and-set UPDATE plus the audit INSERT written by hand on the DB-API
+  connection (BEGIN; UPDATE … WHERE id AND state AND version; INSERT; COMMIT): the baseline;
+- **raw + log**: the same with the change-log INSERT by hand as a third statement, so
+  raw + log ÷ raw is what the log row itself costs at the database;
+- **transition_to**: the full write path (guards, field effects, CAS + audit + log row in one
+  statement on PostgreSQL, the after-commit hint) with hints in-process only (no `REDIS_URL`);
+- **+ Redis**: the same with `REDIS_URL` set, so each writer process's hint thread PUBLISHes
+  to a real Redis (on a private `HINT_CHANNEL`; the driver subscribes and counts the hints);
+- ratios are medians of back-to-back pairs (absolute numbers drift 30 to 40 % within an hour
+  here; ratios don't);
 - `services.lease` throughput with 8 executor processes over 100,000 ready runs, checking that
   no run was leased twice;
 - on SQLite, that no writer ever saw "database is locked" (on PostgreSQL: no deadlock).
@@ -39,6 +42,11 @@ from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "runboard_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Set by main() before the writers fork: where the "+ Redis" writers publish their hints.
+REDIS_URL = ""
+HINT_CHANNEL = f"runboard-bench-hints-{os.getpid()}"
+GOALS = {1: 0.75, 4: 0.70, 16: 0.60}  # transition_to ÷ raw CAS + audit (issue 8)
 
 
 # -- database setup (before Django is configured) ------------------------------------------------
@@ -148,8 +156,10 @@ RAW_MOVES = (
 )
 
 
-def raw_writer(run_ids: list[uuid.UUID], stop_at: float) -> tuple[int, Counter]:
-    """The same four moves as compare-and-set UPDATE + audit INSERT on the driver connection."""
+def raw_writer(run_ids: list[uuid.UUID], stop_at: float, *, with_log: bool = False
+               ) -> tuple[int, Counter]:
+    """The same four moves as compare-and-set UPDATE + audit INSERT (+ the change-log INSERT
+    when `with_log`) on the DB-API connection, one transaction per move."""
     from django.db import connection
 
     from runs.models import Run
@@ -175,6 +185,11 @@ def raw_writer(run_ids: list[uuid.UUID], stop_at: float) -> tuple[int, Counter]:
     ]
     insert = prepare("INSERT INTO runs_transition (run_id, from_state, to_state, at, actor, "
                      "reason, attempt) VALUES (%s, %s, %s, %s, %s, %s, %s)")
+    # The log row as the write path fills it; on PostgreSQL its txid comes from the column's
+    # default (pg_current_xact_id()), exactly as in `runs.writes`.
+    log_insert = prepare("INSERT INTO runs_change (run_id, version, kind, from_state, to_state, "
+                         "queue, name, at, actor, reason) "
+                         "VALUES (%s, %s, 'transition', %s, %s, %s, %s, %s, %s, %s)")
     versions = {run_id: Run.objects.get(pk=run_id).version for run_id in run_ids}
     errors: Counter = Counter()
     moves = 0
@@ -195,6 +210,10 @@ def raw_writer(run_ids: list[uuid.UUID], stop_at: float) -> tuple[int, Counter]:
                         raise RuntimeError("compare-and-set lost on an uncontended run")
                     cursor.execute(insert, [db_value(v) for v in (
                         run_id, source, target, now, "bench", "", attempt)])
+                    if with_log:
+                        cursor.execute(log_insert, [db_value(v) for v in (
+                            run_id, version + 1, source, target, "default", "bench", now,
+                            "bench", "")])
                     raw.commit() if not sqlite else cursor.execute("COMMIT")
                 except Exception as error:  # counted and reported, never hidden
                     errors[classify(error)] += 1
@@ -224,31 +243,38 @@ def lease_executor(name: str, stop_at: float, limit: int) -> tuple[int, Counter]
 
 def _worker(kind: str, args: tuple, start: mp.Event, ready: mp.Barrier, out: mp.Queue,
             duration: float) -> None:
+    from django.conf import settings
     from django.db import connection
 
-    if kind == "orm":
-        # The core alone: no `run_changed` subscriber in this (forked) process. "orm+subscribers"
-        # keeps whatever the installed apps connected (the dashboard's broadcast), as deployed.
-        from runs.events import run_changed
-
-        run_changed.receivers = []
-        run_changed.sender_receivers_cache.clear()
+    # Settings are read at each hint, so a forked writer can choose its own: in-process hints
+    # only (nobody listens in a writer process), or a PUBLISH to Redis after every commit.
+    settings.REDIS_URL = REDIS_URL if kind == "orm+redis" else ""
+    settings.RUNBOARD["HINT_CHANNEL"] = HINT_CHANNEL
     connection.ensure_connection()
     ready.wait()
     start.wait()
     stop_at = time.monotonic() + duration
-    work = {"orm": orm_writer, "orm+subscribers": orm_writer, "raw": raw_writer,
-            "lease": lease_executor}[kind]
     try:
-        out.put(work(*args, stop_at) if kind != "lease" else work(args[0], stop_at, args[1]))
+        if kind == "lease":
+            result = lease_executor(args[0], stop_at, args[1])
+        elif kind.startswith("raw"):
+            result = raw_writer(*args, stop_at, with_log=kind == "raw+log")
+        else:
+            result = orm_writer(*args, stop_at)
+        out.put(result)
     except Exception as error:
         out.put((0, Counter({classify(error): 1})))
     finally:
         connection.close()
+        if kind == "orm+redis":
+            from runs.changelog import hints
+
+            hints._publisher().flush()  # the last commit's hint, before the process ends
 
 
-def measure(kind: str, per_worker_args: list[tuple], duration: float) -> tuple[float, Counter]:
-    """Run one process per worker, all starting together; return (operations/s, errors)."""
+def measure(kind: str, per_worker_args: list[tuple], duration: float
+            ) -> tuple[float, Counter, int]:
+    """Run one process per worker, all starting together; (operations/s, errors, operations)."""
     from django.db import connections
 
     connections.close_all()  # never share a connection across fork
@@ -269,38 +295,93 @@ def measure(kind: str, per_worker_args: list[tuple], duration: float) -> tuple[f
     errors: Counter = Counter()
     for _, worker_errors in results:
         errors.update(worker_errors)
-    return sum(count for count, _ in results) / elapsed, errors
+    done = sum(count for count, _ in results)
+    return done / elapsed, errors, done
 
 
 # -- the report ---------------------------------------------------------------------------------
 
 
-def transitions_report(writer_counts: list[int], duration: float, repeat: int) -> bool:
-    """transition_to (core alone, then with the installed subscribers) beside raw SQL."""
-    from runs.events import run_changed
+class HintCounter:
+    """Counts the hints published on the private channel (proof the "+ Redis" writers paid
+    for a real PUBLISH), on a thread of the driver that never forks with a writer mid-call."""
 
-    subscribers = len(run_changed.receivers)
+    def __init__(self, url: str):
+        import redis
+
+        self.count = 0
+        self.pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(**{HINT_CHANNEL: self._count})
+        self.thread = self.pubsub.run_in_thread(sleep_time=0.2, daemon=True)
+
+    def _count(self, message: dict) -> None:
+        self.count += 1
+
+    def stop(self) -> None:
+        self.thread.stop()
+        self.thread.join(timeout=2)
+
+
+def _ratios(rates: dict[str, list[float]], kind: str) -> list[float]:
+    # Each pair ran back to back, under the same load.
+    return [other / base for other, base in zip(rates[kind], rates["raw"], strict=True)]
+
+
+def _cell(rates: dict[str, list[float]], kind: str) -> str:
+    """Median tps, median ratio to raw and (lowest to highest) ratio, or dashes."""
+    if kind not in rates:
+        return f"{'-':>8} {'-':>16}"
+    values = _ratios(rates, kind)
+    spread = f"({min(values):.0%} to {max(values):.0%})"
+    return (f"{statistics.median(rates[kind]):>8,.0f} "
+            f"{statistics.median(values):>5.0%} {spread:>14}")
+
+
+def transitions_report(writer_counts: list[int], duration: float, repeat: int) -> bool:
+    """raw CAS + audit, raw + log row, transition_to, transition_to + Redis hints."""
+    from django.db import connection
+
+    vendor = connection.vendor
+    kinds = ["raw", "raw+log", "orm"] + (["orm+redis"] if REDIS_URL else [])
+    counter = HintCounter(REDIS_URL) if REDIS_URL else None
     ok = True
-    print(f"{'writers':>7} {'raw SQL':>9} {'transition_to':>14} {'ratio':>6} "
-          f"{f'+ {subscribers} subscriber(s)':>22} {'ratio':>6}  errors")
-    for writers in writer_counts:
-        rates: dict[str, list[float]] = {"raw": [], "orm": [], "orm+subscribers": []}
-        errors: Counter = Counter()
-        for _ in range(repeat):  # interleaved, so that drift hits every side alike
-            for kind, kind_rates in rates.items():
-                ids = [make_runs(2) for _ in range(writers)]
-                rate, errs = measure(kind, [(chunk,) for chunk in ids], duration)
-                kind_rates.append(rate)
-                errors.update(errs)
-        raw = rates["raw"]
-        # The median of paired ratios: each pair ran back to back, under the same load.
-        core, deployed = (statistics.median(o / r for o, r in zip(rates[kind], raw, strict=True))
-                          for kind in ("orm", "orm+subscribers"))
-        print(f"{writers:>7} {statistics.median(raw):>9,.0f} "
-              f"{statistics.median(rates['orm']):>14,.0f} {core:>6.0%} "
-              f"{statistics.median(rates['orm+subscribers']):>22,.0f} "
-              f"{deployed:>6.0%}  {dict(errors) or 'none'}", flush=True)
-        ok = ok and not errors
+    print(f"{'writers':>7} {'raw tps':>8} {'raw+log':>8} {'log cost':>8} "
+          f"{'transition_to':>13} {'ratio (range)':>20} {'+ Redis':>8} {'ratio (range)':>20} "
+          f"{'goal':>5}  hints  errors")
+    try:
+        for writers in writer_counts:
+            rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+            errors: Counter = Counter()
+            hints = moves = 0
+            for _ in range(repeat):  # interleaved, so that drift hits every side alike
+                for kind in kinds:
+                    ids = [make_runs(2) for _ in range(writers)]
+                    before = counter.count if counter else 0
+                    rate, errs, done = measure(kind, [(chunk,) for chunk in ids], duration)
+                    if kind == "orm+redis" and counter:
+                        time.sleep(0.3)  # the last hints are in flight
+                        hints += counter.count - before
+                        moves += done
+                    rates[kind].append(rate)
+                    errors.update(errs)
+            raw = rates["raw"]
+
+            log_cost = statistics.median(_ratios(rates, "raw+log"))
+            goal = GOALS.get(writers) if vendor == "postgresql" else None  # SQLite: no goal
+            met = goal is None or all(statistics.median(_ratios(rates, kind)) >= goal
+                                      for kind in ("orm", "orm+redis") if kind in rates)
+            hint_cell = f"{hints:,}/{moves:,}" if counter else "-"
+            print(f"{writers:>7} {statistics.median(raw):>8,.0f} "
+                  f"{statistics.median(rates['raw+log']):>8,.0f} {log_cost:>8.0%} "
+                  f"{_cell(rates, 'orm'):>30} {_cell(rates, 'orm+redis'):>25} "
+                  f"{f'{goal:.0%}' if goal else '-':>5}{'' if met else '!'}  {hint_cell}  "
+                  f"{dict(errors) or 'none'}", flush=True)
+            ok = ok and not errors
+    finally:
+        if counter:
+            counter.stop()
+    print("(log cost: raw + log ÷ raw; ratios: ÷ raw CAS + audit, median of back-to-back "
+          "pairs, (min to max); hints: PUBLISHes heard / moves committed; ! marks a missed goal)")
     return ok
 
 
@@ -318,7 +399,7 @@ def lease_report(executors: int, runs: int, duration: float, limits: list[int]) 
           f"(created in {time.monotonic() - started:.1f}s) [{connection.vendor}]", flush=True)
     ok = True
     for limit in limits:
-        rate, errors = measure("lease", [(f"exec-{i}", limit) for i in range(executors)],
+        rate, errors, _ = measure("lease", [(f"exec-{i}", limit) for i in range(executors)],
                                duration)
         print(f"  limit={limit:<3} {rate:>8,.0f} runs leased/s   errors: {dict(errors) or 'none'}",
               flush=True)
@@ -328,6 +409,18 @@ def lease_report(executors: int, runs: int, duration: float, limits: list[int]) 
     leased = Run.objects.filter(state="leased").count()
     print(f"  {leased:,} runs leased in all, leased twice: {twice}", flush=True)
     return ok and twice == 0
+
+
+def redis_reachable(url: str) -> str:
+    """`url` when Redis answers there, else "" (and the '+ Redis' column is skipped)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1.0).ping()
+    except Exception as error:  # any failure: measure without it, and say so
+        print(f"Redis at {url} unreachable ({error!r}): no '+ Redis' column", flush=True)
+        return ""
+    return url
 
 
 def main() -> int:
@@ -340,7 +433,13 @@ def main() -> int:
     parser.add_argument("--lease-limits", default="1,10", help="runs per lease call")
     parser.add_argument("--no-sqlite", action="store_true",
                         help="skip the SQLite (WAL) writers check after a PostgreSQL run")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
+                        help="Redis for the '+ Redis' writers' hints (default: REDIS_URL or "
+                             f"{DEFAULT_REDIS_URL})")
+    parser.add_argument("--no-redis", action="store_true", help="skip the '+ Redis' writers")
     options = parser.parse_args()
+    global REDIS_URL
+    REDIS_URL = "" if options.no_redis else redis_reachable(options.redis_url)
 
     url, vendor = bench_database_url(os.environ.get("DATABASE_URL"))
     try:
@@ -368,7 +467,9 @@ def main() -> int:
         print("\n== sqlite (WAL): 4 writers must never see 'database is locked' ==", flush=True)
         child = subprocess.run(
             [sys.executable, __file__, "--writers", "1,4", "--repeat", "1",
-             "--duration", str(options.duration), "--lease-runs", "10000"], env=env, check=False)
+             "--duration", str(options.duration), "--lease-runs", "10000",
+             *(["--redis-url", REDIS_URL] if REDIS_URL else ["--no-redis"])],
+            env=env, check=False)
         ok = ok and child.returncode == 0
     return 0 if ok else 1
 

@@ -24,6 +24,9 @@ Server → client frames:
         as read after it (null once the run is deleted). Apply one only if its version is
         newer than what you show. `counts` are the exact totals at `position` (board view;
         {} for a run view).
+        A frame of many changes (a hub catching up on a backlog) comes in parts of at most
+        about 512 KB: every part but the last is {"type": "deltas", "deltas": [...]}, with
+        no position and no counts; the last part carries both.
     {"type": "deltas", "resumed": true, "position", "deltas", "counts",
      "permitted_actions"}
         the answer to a connect with `after=`: exactly the changes after that position (only

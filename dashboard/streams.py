@@ -89,13 +89,17 @@ class Stream:
             self.trimmed_to = seq
 
     def events_after(self, cursor: int) -> list[dict[str, Any]]:
-        events = []
+        return [event for _, event in self.entries_after(cursor)]
+
+    def entries_after(self, cursor: int) -> list[tuple[int, dict[str, Any]]]:
+        """(sequence number, event) of every entry after `cursor`, oldest first."""
+        entries = []
         for seq, event in reversed(self.entries.values()):
             if seq <= cursor:
                 break
-            events.append(event)
-        events.reverse()
-        return events
+            entries.append((seq, event))
+        entries.reverse()
+        return entries
 
     def trim(self) -> None:
         """Forget entries every watcher has been sent."""

@@ -74,6 +74,11 @@ class LogRow:
 
 
 COLUMNS = "id, run_id, version, kind, from_state, to_state, queue, name, at, actor, reason"
+# The txid as a number, under a name of its own: an output column named `txid` would be what
+# `ORDER BY txid` sorts by (PostgreSQL resolves ORDER BY names to output columns first), so the
+# cast would be sorted instead of the `(txid, id)` index being walked — every read would scan
+# and sort all rows after the cursor (seen catching up on 100,000 rows).
+_TXID = "txid::text::bigint AS position_txid"
 _ORDERED = "ORDER BY txid, id"
 _WATERMARK = "txid < pg_snapshot_xmin(pg_current_snapshot())"
 
@@ -113,7 +118,7 @@ def read_after(position: Position, *, limit: int, until: Position | None = None,
         if postgres:
             bound = "AND (txid, id) <= (%s::xid8, %s) " if until is not None else ""
             cursor.execute(
-                f"SELECT txid::text::bigint, {COLUMNS} FROM {table} "
+                f"SELECT {_TXID}, {COLUMNS} FROM {table} "
                 f"WHERE (txid, id) > (%s::xid8, %s) {bound}AND {_WATERMARK} {_ORDERED} LIMIT %s",
                 [str(position.txid), position.id,
                  *([str(until.txid), until.id] if until is not None else []), limit])
@@ -131,7 +136,7 @@ def head(*, using: str | None = None) -> Position:
     table = _table(alias)
     with connections[alias].cursor() as cursor:
         if connections[alias].vendor == "postgresql":
-            cursor.execute(f"SELECT txid::text::bigint, id FROM {table} WHERE {_WATERMARK} "
+            cursor.execute(f"SELECT {_TXID}, id FROM {table} WHERE {_WATERMARK} "
                            "ORDER BY txid DESC, id DESC LIMIT 1")
         else:
             cursor.execute(f"SELECT 0, id FROM {table} ORDER BY id DESC LIMIT 1")
