@@ -7,9 +7,9 @@ poll interval, never a change. Two ways a hint travels:
 - **in-process**: listeners registered with `listen_here` (this process's hub) are called at
   once, from the committing thread — they must only schedule work (`call_soon_threadsafe`);
 - **Redis** (when `REDIS_URL` is set): one `PUBLISH` on `HINT_CHANNEL`, made by a daemon thread
-  so the writer never waits for Redis; commits that arrive while a publish is in flight share
-  the next one. A process that exits flushes a pending hint first (`atexit`). Readers in other
-  processes subscribe with `listen_on_redis`.
+  so the writer never waits for Redis; commits that arrive while a publish is in flight, or
+  within `PUBLISH_GAP` after it, share the next one. A process that exits flushes a pending
+  hint first (`atexit`). Readers in other processes subscribe with `listen_on_redis`.
 
 Never `NOTIFY` inside a write transaction: PostgreSQL serializes every committing transaction
 that notified on one global lock.
@@ -32,6 +32,10 @@ from runs.conf import runboard_setting
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 1.0  # seconds a publish may take before the hint is given up
+# After a publish, commits within this many seconds share the next one: a busy writer process
+# publishes at most 1/PUBLISH_GAP times a second however fast it commits (at 16 writers one
+# PUBLISH per commit cost a third of the write throughput), and an idle one at once.
+PUBLISH_GAP = 0.02
 RECONNECT_BACKOFF_MAX = 5.0
 ERROR_LOG_INTERVAL = 30.0  # Redis being away is logged once per this many seconds, not per hint
 
@@ -99,6 +103,7 @@ class _Publisher:
             self.pending.wait()
             self.pending.clear()
             self._publish()
+            time.sleep(PUBLISH_GAP)
 
     def _publish(self) -> None:
         import redis
