@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/transitions.py         # SQLite (WAL) in a temp file
 
 It never touches the configured database itself: on PostgreSQL it creates (and afterwards
-drops) a `runboard_bench` database on the same server, on SQLite it uses a temporary file.
+drops) a `runboard_bench_transitions` database on the same server, on SQLite it uses a
+temporary file.
 
 What it measures, each writer a separate process working on its own runs (so there is no
 contention by design, only the cost of a write), at 1, 4 and 16 writers, every run cycling
@@ -41,7 +42,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DATABASE = "runboard_bench"
+BENCH_DATABASE = "runboard_bench_transitions"  # its own: benchmarks may run side by side
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Set by main() before the writers fork: where the "+ Redis" writers publish their hints.
 REDIS_URL = ""
@@ -83,6 +84,9 @@ def drop_bench_database(url: str, vendor: str) -> None:
 
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
+    # Writers are forked children, each holding one connection for its whole run: a pool
+    # (the servers' default) would be shared across fork and hang; none is needed here.
+    os.environ["DB_POOL_MAX_SIZE"] = "0"
     os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class _Publisher:
 
     def __init__(self, url: str, channel_name: str):
         self.url, self.channel = url, channel_name
+        self.pid = os.getpid()
         self.pending = threading.Event()
         self.client: Any = None
         self.last_error_logged = 0.0
@@ -130,7 +132,8 @@ _publisher_lock = threading.Lock()
 def _publisher() -> _Publisher:
     global _publisher_instance
     with _publisher_lock:
-        if _publisher_instance is None:
+        # A forked child inherits the object but not its thread: it needs its own.
+        if _publisher_instance is None or _publisher_instance.pid != os.getpid():
             _publisher_instance = _Publisher(redis_url(), channel())
         return _publisher_instance
 

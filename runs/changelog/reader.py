@@ -202,13 +202,21 @@ def consistent_read(*, using: str | None = None, read_only: bool = True) -> Iter
     PostgreSQL: REPEATABLE READ (one snapshot for the whole transaction). SQLite: a transaction
     (writers are serialized, so nothing commits in between). `read_only=False` lets the
     transaction also write what it derived from that moment (the history fold's first totals).
+    Inside a transaction that is already open (a test's, or a caller's), the isolation level
+    can no longer be chosen: the read then shares that transaction's, and is consistent only if
+    it is REPEATABLE READ or nothing else commits meanwhile.
     """
     alias = using or _alias()
     connection = connections[alias]
+    # Connect first: a connection opened inside the block (or taken from the pool) runs its
+    # setup queries there, and SET TRANSACTION must come before any query.
+    connection.ensure_connection()
+    outer = connection.in_atomic_block
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-                           + (", READ ONLY" if read_only else ""))
+            if not outer:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+                               + (", READ ONLY" if read_only else ""))
             cursor.execute("SELECT pg_current_snapshot()::text")
             xmin, xmax, xip = cursor.fetchone()[0].split(":")
             yield Snapshot(xmin=int(xmin), xmax=int(xmax), postgres=True,
