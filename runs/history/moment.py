@@ -18,8 +18,7 @@ from django.db.models import Q
 from runs.audit import Transition
 from runs.states import LEASE_HOLDING_STATES, RunState
 
-from .buckets import MINUTE, floor_to
-from .counts import counts_at
+from .counts import counted_moment, counts_at
 
 WALK_CHUNK = 2_000
 WALK_LIMIT = 20_000
@@ -51,8 +50,9 @@ def _card(row: dict[str, Any]) -> dict[str, Any]:
 
 def board_at(moment: datetime, *, queue: str = "", name: str = "",
              limit: int = 50) -> dict[str, Any]:
-    """Counts and cards per state just before `moment` (floored to its minute)."""
-    moment = floor_to(moment, MINUTE)
+    """Counts and cards per state just before `moment` (floored to its minute, or coarser
+    where rollup retention keeps only coarser rows: `counted_moment`)."""
+    moment = counted_moment(moment)
     counts = counts_at(moment, queue=queue, name=name, substring=True)
     rows = Transition.objects.filter(at__lt=moment)
     if queue:
