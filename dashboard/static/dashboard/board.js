@@ -169,6 +169,7 @@ function applyDeltas(frame) {
     for (const state of model.columns.keys()) dirty.add(state);
   }
   for (const event of frame.deltas) applyEvent(event);
+  document.dispatchEvent(new CustomEvent("runboard:deltas", { detail: frame })); // strip.js
   for (const [state, count] of Object.entries(frame.counts || {})) {
     const column = model.columns.get(state);
     if (column && column.count !== count) {
