@@ -64,7 +64,7 @@ def test_the_history_page_and_the_board_in_the_past_have_nothing_serious_for_axe
     User.objects.create_user("vera", password=PASSWORD)
     start = timezone.now() - timedelta(minutes=30)
     for index in range(4):
-        run = services.submit(name="build-report", queue="reports",
+        run = services.submit(name="import-feed", queue="imports",
                               now=start + timedelta(minutes=index * 5))
         if index % 2:
             services.cancel(run.pk, actor="vera", reason="not needed")

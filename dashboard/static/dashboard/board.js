@@ -430,7 +430,8 @@ function actionForms(run, names) {
 function tick() {
   const now = Date.now();
   const trusted = status === "live" && !model.paused;
-  page.classList.toggle("is-offline", status !== "live");
+  // A past moment is what was asked for, not stale data: shown at full contrast (axe).
+  page.classList.toggle("is-offline", status !== "live" && status !== "past");
   if (trusted) {
     for (const node of boardEl.querySelectorAll("time.tick")) tickOne(node, now);
   }

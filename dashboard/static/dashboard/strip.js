@@ -3,6 +3,7 @@
 // board's own stream: board.js dispatches "runboard:deltas" with each deltas frame it applies.
 // The server's rollups are exact; live increments are re-read from them every minute.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
+import { rollWindow } from "./window.js";
 
 const root = document.getElementById("throughput-strip");
 const chartEl = document.getElementById("strip-chart");
@@ -45,15 +46,9 @@ function draw() {
 }
 
 function currentMinute() {
-  // Roll the window forward when the clock enters a new minute.
-  const now = Date.now() / 1000;
-  const grain = data.range.grain;
-  while (now >= data.times[data.times.length - 1] + grain) {
-    data.times.push(data.times[data.times.length - 1] + grain);
-    data.times.shift();
+  return rollWindow(data.times, data.range.grain, () => {
     for (const state of SHOWN) { data.throughput[state].push(0); data.throughput[state].shift(); }
-  }
-  return data.times.length - 1;
+  });
 }
 
 async function refresh() {
