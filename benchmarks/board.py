@@ -68,11 +68,18 @@ def state_case() -> str:
     return "CASE " + " ".join(arms) + " END"
 
 
-def fill(runs: int) -> None:
-    """Insert `runs` runs and one audit row each, set-based."""
+def fill(runs: int, days: int) -> None:
+    """Insert `runs` runs over the last `days` days and their audit trails (about five moves
+    each, `history_fill.PATHS`), set-based."""
     from django.db import connection
 
+    from benchmarks import history_fill
+
+    spacing = days * 86_400 / runs
     with connection.cursor() as cursor:
+        history_fill.create_paths(cursor)
+        # Created up to 20 minutes ago, so that even a failed run's last move (8 gaps of at
+        # most 128 s later) is in the past.
         cursor.execute(f"""
             INSERT INTO runs_run (id, name, queue, payload, priority, state, version,
                 scheduled_at, attempts, max_attempts, backoff_base_seconds, backoff_factor,
@@ -93,23 +100,39 @@ def fill(runs: int) -> None:
                 CASE WHEN s.state = 'suspended' THEN 'operator asked' ELSE '' END,
                 CASE WHEN s.state = 'suspended' THEN 'operator' ELSE '' END,
                 '{{}}'::jsonb, '{{}}'::jsonb, NULL, created,
-                created + (i % 600) * interval '1 second',
-                CASE WHEN s.state IN ('running', 'completed', 'failed') THEN created END,
-                CASE WHEN s.state IN ('completed', 'failed', 'canceled') THEN created END
-            FROM (SELECT i, now() - ({runs} - i) * interval '3 seconds' AS created,
+                created + (cardinality(p.path) - 1) * (2 ^ (i % 8))::int * interval '1 second',
+                CASE WHEN s.state IN ('running', 'completed', 'failed')
+                     THEN created + 3 * (2 ^ (i % 8))::int * interval '1 second' END,
+                CASE WHEN s.state IN ('completed', 'failed', 'canceled')
+                     THEN created + (cardinality(p.path) - 1) * (2 ^ (i % 8))::int
+                          * interval '1 second' END
+            FROM (SELECT i, now() - interval '20 minutes'
+                            - ({runs} - i) * {spacing} * interval '1 second' AS created,
                          {state_case()} AS state
                   FROM generate_series(1, {runs}) AS i) AS s
+            JOIN bench_paths p ON p.state = s.state
         """)
-        cursor.execute("""
-            INSERT INTO runs_transition (run_id, from_state, to_state, at, actor, reason,
-                                         attempt)
-            SELECT id, '', state, state_changed_at, 'bench', 'generated', attempts
-            FROM runs_run
-        """)
+        history_fill.fill_transitions(cursor)
         # What autovacuum does on a live table: statistics, and the visibility map that lets
         # counts and keyset pages be index-only scans.
         cursor.execute("VACUUM ANALYZE runs_run")
         cursor.execute("VACUUM ANALYZE runs_transition")
+
+
+def fill_history() -> int:
+    """The rollups, totals and cursor the fold would have left (see history_fill)."""
+    from django.db import connection
+
+    from benchmarks import history_fill
+
+    with connection.cursor() as cursor:
+        history_fill.fill_rollups(cursor)
+        history_fill.fill_fold_state(cursor)
+        cursor.execute("VACUUM ANALYZE runs_rollup")
+        cursor.execute("VACUUM ANALYZE runs_statetotal")
+        cursor.execute("VACUUM ANALYZE runs_runentry")
+        cursor.execute("SELECT count(*) FROM runs_rollup")
+        return cursor.fetchone()[0]
 
 
 def timed(label: str, call: Callable[[], object], repeat: int) -> tuple[str, float, float]:
@@ -137,7 +160,10 @@ def get(client, url: str) -> Callable[[], object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=30, help="spread the runs over this many days")
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--only-history", action="store_true",
+                        help="skip the run list, run page and admin timings")
     parser.add_argument("--keep", action="store_true", help="do not drop runboard_bench")
     args = parser.parse_args()
 
@@ -177,8 +203,15 @@ def run_benchmark(args: argparse.Namespace) -> None:
     from runs.listing import PAGE_SIZE, Cursor
 
     started = time.perf_counter()
-    fill(args.runs)
-    print(f"filled {args.runs:,} runs (+ {args.runs:,} transitions) in "
+    fill(args.runs, args.days)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM runs_transition")
+        transitions = cursor.fetchone()[0]
+    print(f"filled {args.runs:,} runs (+ {transitions:,} audit rows over {args.days} days) in "
+          f"{time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    rollups = fill_history()
+    print(f"filled the history ({rollups:,} rollup rows, totals, entries, cursor) in "
           f"{time.perf_counter() - started:.1f} s")
 
     # Runs with a real life, through the services, for the run page.
@@ -202,10 +235,17 @@ def run_benchmark(args: argparse.Namespace) -> None:
     page_500 = Cursor(row[0], row[1]).encode() if row else ""
     print("runs per state:", ", ".join(f"{s} {per_state.get(s, 0):,}" for s, _ in STATE_SHARES))
 
+    from runs.history.fold import fold_all
+
+    fold_all()  # the services' writes above, as the clock would fold them
+    check_history_consistent()
+
     results = []
-    board = board_timers(client, user)
-    for label, call in board:
+    for label, call in board_timers(client, user) + history_timers(client, args.repeat):
         results.append(timed(label, call, args.repeat))
+    if args.only_history:
+        print_results(args, results, None)
+        return
     results += [
         timed("GET /runs/?state=failed (page 1)", get(client, "/runs/?state=failed"),
               args.repeat),
@@ -227,12 +267,94 @@ def run_benchmark(args: argparse.Namespace) -> None:
                      get(client, "/baseline-admin/runs/run/?state__exact=failed"),
                      max(3, args.repeat // 3))
     results.append(baseline)
+    print_results(args, results, baseline)
 
+
+def print_results(args: argparse.Namespace, results: list[tuple[str, float, float]],
+                  baseline: tuple[str, float, float] | None) -> None:
     print(f"\n{args.runs:,} runs on PostgreSQL, {args.repeat} requests each (median / p95, ms; "
           f"x = baseline median / median)")
     width = max(len(label) for label, *_ in results)
     for label, median, p95 in results:
-        print(f"  {label:<{width}}  {median:8.1f}  {p95:8.1f}   x{baseline[1] / median:6.1f}")
+        ratio = f"   x{baseline[1] / median:6.1f}" if baseline else ""
+        print(f"  {label:<{width}}  {median:8.1f}  {p95:8.1f}{ratio}")
+
+
+def check_history_consistent() -> None:
+    """The filled history must agree with the runs: the counts checkpoint now equals an exact
+    GROUP BY, and a past minute's counts are never negative."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from runs.changelog.reader import consistent_read
+    from runs.history.counts import counts_at, counts_now
+    from runs.models import Run
+
+    with consistent_read():
+        now = counts_now()
+        exact = dict(Run.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    wrong = {s: (n, exact.get(s, 0)) for s, n in now.items() if n != exact.get(s, 0)}
+    if wrong:
+        raise SystemExit(f"history totals disagree with the runs (totals, exact): {wrong}")
+    for hours in (1, 23, 24 * 10):
+        past = counts_at(timezone.now() - timedelta(hours=hours))
+        if min(past.values()) < 0:
+            raise SystemExit(f"negative past count {hours} h ago: {past}")
+    print("history consistent: totals = GROUP BY state; past counts non-negative")
+
+
+def history_timers(client, repeat: int) -> list[tuple[str, Callable[[], object]]]:
+    """History data, the board at past moments, /metrics, and the fold of 1,000 changes."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db import connection
+    from django.utils import timezone
+
+    from benchmarks import history_fill
+    from runs.history.fold import FOLD_BATCH, fold
+
+    settings.RUNBOARD["METRICS_ALLOW"] = ("127.0.0.1",)  # the test client's address
+
+    def at(hours: float) -> str:
+        return (timezone.now() - timedelta(hours=hours)).isoformat().replace("+", "%2B")
+
+    def fold_batch() -> object:
+        folded = fold()
+        if folded != FOLD_BATCH:
+            raise SystemExit(f"the fold took {folded} rows, not {FOLD_BATCH}")
+        return folded
+
+    def prepare_fold() -> Callable[[], object]:
+        # Filled lazily, right before its timing: the other timings see a caught-up fold.
+        batches = repeat + 2 + 1  # warm-ups, the timed batches, and one to spare
+        with connection.cursor() as cursor:
+            rows = history_fill.fill_change_stream(cursor, runs=batches * FOLD_BATCH // 4)
+            cursor.execute("ANALYZE runs_change")
+        print(f"change log: {rows:,} rows of new runs for the fold")
+        return fold_batch
+
+    prepared: list[Callable[[], object]] = []
+
+    def fold_timer() -> object:
+        if not prepared:
+            prepared.append(prepare_fold())
+        return prepared[0]()
+
+    return [
+        ("GET /history/data?range=1h", get(client, "/history/data?range=1h")),
+        ("GET /history/data?range=24h", get(client, "/history/data?range=24h")),
+        ("GET /history/data?range=7d", get(client, "/history/data?range=7d")),
+        ("GET /history/?range=24h (page)", get(client, "/history/?range=24h")),
+        ("GET /history/data?range=7d&name=job-3", get(client, "/history/data?range=7d&name=job-3")),
+        ("GET /board/at?at=<1 h ago> (scrubber)", get(client, f"/board/at?at={at(1)}")),
+        ("GET /board/at?at=<23 h ago> (scrubber)", get(client, f"/board/at?at={at(23)}")),
+        ("GET /?at=<6 h ago> (board page, past)", get(client, f"/?at={at(6)}")),
+        ("GET /metrics", get(client, "/metrics")),
+        ("fold 1,000 changes into rollups", fold_timer),
+    ]
 
 
 def board_timers(client, user) -> list[tuple[str, Callable[[], object]]]:

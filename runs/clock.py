@@ -1,5 +1,6 @@
 """The clock loop behind `manage.py clock`: `services.tick` on an interval until told to stop,
-the history fold every `FOLD_EVERY` seconds and the change log's pruning every `PRUNE_EVERY`.
+the history fold every `FOLD_EVERY` seconds and, every `PRUNE_EVERY`, the pruning of the change
+log and of the fine rollup rows (`runs.history.pruning`).
 
 Several clocks may run at once (every tick step is a batch of compare-and-set moves, and a run
 another clock moved first is skipped; the fold locks its cursor row, so a row is folded once;
@@ -20,6 +21,7 @@ from django.db import DatabaseError, close_old_connections
 from . import services
 from .changelog.pruning import prune as prune_change_log
 from .history.fold import fold_all
+from .history.pruning import prune_rollups
 from .retention import finished_run_retention, prune_finished_runs, retention_cutoff
 from .services import ticking
 
@@ -42,7 +44,8 @@ def describe(moved: Mapping[str, int]) -> str:
 def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
               tick: Tick = services.tick, now: Callable[[], datetime] | None = None,
               prune: Callable[..., int] = prune_change_log,
-              fold: Callable[..., int] = fold_all) -> int:
+              fold: Callable[..., int] = fold_all,
+              prune_history: Callable[..., int] = prune_rollups) -> int:
     """Tick until `stop` is set (or once); return how many ticks ran.
 
     A tick that filled a step's batch means more is due: the next tick follows at once instead
@@ -64,6 +67,9 @@ def run_clock(*, interval: float, stop: threading.Event, once: bool = False,
                 removed = prune(max_batches=PRUNE_BATCHES)
                 if removed:
                     logger.info("clock pruned %d change-log row(s) past retention", removed)
+                removed = prune_history(max_batches=PRUNE_BATCHES)
+                if removed:
+                    logger.info("clock pruned %d rollup row(s) past their window", removed)
                 if finished_run_retention() is not None:
                     report = prune_finished_runs(finished_before=retention_cutoff(),
                                                  max_batches=PRUNE_BATCHES)

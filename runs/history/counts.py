@@ -22,6 +22,7 @@ from runs.states import RunState
 
 from .buckets import HOUR, MINUTE, ceil_to, floor_to
 from .models import ALL, FoldCursor, Rollup, StateTotal
+from .pruning import precision_at
 
 STATES = tuple(str(state) for state in RunState)
 # Beyond this many unfolded rows the fold is not running: callers count another way.
@@ -71,14 +72,15 @@ def apply_moves(counts: dict[str, int], moves: Iterable[tuple[str, int]], sign: 
             counts[state] = counts.get(state, 0) - sign * count
 
 
-def _moves_since(moment: datetime, queue: str, name: str, *, substring: bool
-                 ) -> list[tuple[str, int]]:
-    """Every folded move stamped at or after `moment` (a whole minute), summed per measure."""
+def _moves_since(moment: datetime, queue: str, name: str, *, substring: bool,
+                 grain: int = MINUTE) -> list[tuple[str, int]]:
+    """Every folded move stamped at or after `moment` (a whole `grain` bucket), summed per
+    measure: hour rows where whole hours fit, `grain` rows for the rest."""
     whole_hours = ceil_to(moment, HOUR)
     flow = Q(measure__startswith="in:") | Q(measure__startswith="out:")
     hours = rollup_rows(HOUR, queue, name, substring=substring).filter(
         flow, start__gte=whole_hours)
-    minutes = rollup_rows(MINUTE, queue, name, substring=substring).filter(
+    minutes = rollup_rows(grain, queue, name, substring=substring).filter(
         flow, start__gte=moment, start__lt=whole_hours)
     moves: list[tuple[str, int]] = []
     for rows in (hours, minutes):
@@ -152,13 +154,22 @@ def counts_now(*, queue: str = "", name: str = "", substring: bool = True) -> di
 
 def counts_at(moment: datetime, *, queue: str = "", name: str = "",
               substring: bool = False) -> dict[str, int]:
-    """Exact runs per state just before `moment` (floored to its minute): every move stamped
+    """Exact runs per state just before `moment` (floored to its minute, or to the finest
+    grain rollup retention still keeps there; see `counted_moment`): every move stamped
     earlier counted, none from then on, as far as the fold has read."""
-    moment = floor_to(moment, MINUTE)
+    grain = precision_at(moment)
+    moment = floor_to(moment, grain)
     _cursor()
     counts = _totals(queue, name, substring=substring)
-    apply_moves(counts, _moves_since(moment, queue, name, substring=substring), -1)
+    apply_moves(counts, _moves_since(moment, queue, name, substring=substring, grain=grain),
+                -1)
     return counts
+
+
+def counted_moment(moment: datetime) -> datetime:
+    """The moment `counts_at(moment)` is exact at: its minute while minute rows are kept
+    there, else its ten minutes, else its hour."""
+    return floor_to(moment, precision_at(moment))
 
 
 def history_begins() -> datetime | None:

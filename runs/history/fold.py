@@ -260,8 +260,19 @@ class _Folding:
         fields = [model._meta.get_field(column) for column in columns]
         updates = ", ".join(f"{quote(column)} = {table}.{quote(column)} + excluded.{quote(column)}"
                             for column in added)
-        size = CHUNK.get(connection.vendor, 100)
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One array per column, whatever the number of rows: a VALUES list of a few
+                # thousand rows spent more time in client-side query building and per-value
+                # preparation than PostgreSQL spent upserting (230 → see README Benchmarks).
+                arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+                cursor.execute(
+                    f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
+                    f"SELECT * FROM unnest({arrays}) ON CONFLICT "
+                    f"({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}",
+                    [list(column) for column in zip(*rows, strict=True)])
+                return
+            size = CHUNK.get(connection.vendor, 100)
             for offset in range(0, len(rows), size):
                 chunk = rows[offset:offset + size]
                 placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"]

@@ -40,6 +40,8 @@ class Rollup(models.Model):
         indexes = (
             # A run name across every queue: the unique key serves (grain, queue, …).
             models.Index(fields=("grain", "name", "start"), name="rollup_by_name"),
+            # Rollup retention deletes the oldest buckets of a grain, every queue and name.
+            models.Index(fields=("grain", "start"), name="rollup_by_start"),
         )
 
     def __str__(self) -> str:

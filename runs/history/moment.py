@@ -18,8 +18,7 @@ from django.db.models import Q
 from runs.audit import Transition
 from runs.states import LEASE_HOLDING_STATES, RunState
 
-from .buckets import MINUTE, floor_to
-from .counts import counts_at
+from .counts import counted_moment, counts_at
 
 WALK_CHUNK = 2_000
 WALK_LIMIT = 20_000
@@ -51,35 +50,43 @@ def _card(row: dict[str, Any]) -> dict[str, Any]:
 
 def board_at(moment: datetime, *, queue: str = "", name: str = "",
              limit: int = 50) -> dict[str, Any]:
-    """Counts and cards per state just before `moment` (floored to its minute)."""
-    moment = floor_to(moment, MINUTE)
+    """Counts and cards per state just before `moment` (floored to its minute, or coarser
+    where rollup retention keeps only coarser rows: `counted_moment`)."""
+    moment = counted_moment(moment)
     counts = counts_at(moment, queue=queue, name=name, substring=True)
     rows = Transition.objects.filter(at__lt=moment)
     if queue:
         rows = rows.filter(run__queue=queue)
     if name:
         rows = rows.filter(run__name__icontains=name)
-    columns: dict[str, list[dict[str, Any]]] = {str(state): [] for state in RunState}
+    # The walk reads three narrow columns per row; the card's columns (three of them
+    # timestamps, whose parsing dominated the walk) are read for the chosen rows only.
+    chosen: dict[str, list[int]] = {str(state): [] for state in RunState}
     wanted = {state for state, n in counts.items() if n > 0}
     seen: set[Any] = set()
     walked, after = 0, None
     while wanted and walked < WALK_LIMIT:
         chunk = rows if after is None else rows.filter(
             Q(at__lt=after[0]) | Q(at=after[0], id__lt=after[1]))
-        batch = list(chunk.order_by("-at", "-id").values(
-            "id", "run_id", "to_state", "at", "attempt", "actor", "reason", *RUN_COLUMNS)
-            [:WALK_CHUNK])
-        for row in batch:
-            if row["run_id"] in seen:
+        batch = list(chunk.order_by("-at", "-id").values_list("id", "run_id", "to_state")
+                     [:WALK_CHUNK])
+        for transition_id, run_id, to_state in batch:
+            if run_id in seen:
                 continue
-            seen.add(row["run_id"])
-            column = columns[row["to_state"]]
+            seen.add(run_id)
+            column = chosen[to_state]
             if len(column) < limit:
-                column.append(_card(row))
-                if len(column) >= min(limit, counts.get(row["to_state"], 0)):
-                    wanted.discard(row["to_state"])
+                column.append(transition_id)
+                if len(column) >= min(limit, counts.get(to_state, 0)):
+                    wanted.discard(to_state)
         walked += len(batch)
         if len(batch) < WALK_CHUNK:
             break
-        after = (batch[-1]["at"], batch[-1]["id"])
+        last_id = batch[-1][0]
+        after = (Transition.objects.filter(pk=last_id).values_list("at", flat=True).get(),
+                 last_id)
+    picked = [transition_id for ids in chosen.values() for transition_id in ids]
+    details = {row["id"]: row for row in Transition.objects.filter(pk__in=picked).values(
+        "id", "run_id", "to_state", "at", "attempt", "actor", "reason", *RUN_COLUMNS)}
+    columns = {state: [_card(details[i]) for i in ids] for state, ids in chosen.items()}
     return {"at": moment, "counts": counts, "cards": columns, "cards_complete": not wanted}

@@ -147,7 +147,8 @@ def test_the_clock_folds_before_it_prunes(history):
     calls: list[str] = []
     run_clock(interval=0.01, stop=_threading.Event(), once=True, tick=lambda: {},
               prune=lambda **_: calls.append("prune") or 0,
-              fold=lambda **kw: calls.append("fold") or fold_all(**kw))
-    assert calls == ["fold", "prune"]
+              fold=lambda **kw: calls.append("fold") or fold_all(**kw),
+              prune_history=lambda **_: calls.append("prune rollups") or 0)
+    assert calls == ["fold", "prune", "prune rollups"]
     fold_everything()
     assert stored_rollups() == brute_rollups()

@@ -45,6 +45,7 @@ def run_in_thread(**kwargs) -> tuple[threading.Thread, list[int]]:
     result: list[int] = []
     kwargs.setdefault("prune", lambda **_: 0)  # these tests count ticks, not prunings
     kwargs.setdefault("fold", lambda **_: 0)  # nor folds of the history
+    kwargs.setdefault("prune_history", lambda **_: 0)  # nor its rollup retention
     thread = threading.Thread(target=lambda: result.append(run_clock(**kwargs)), daemon=True)
     thread.start()
     return thread, result
@@ -96,7 +97,7 @@ def test_a_database_error_is_logged_and_the_clock_keeps_going(caplog):
 
     with caplog.at_level(logging.ERROR, logger="runs.clock"):
         assert run_clock(interval=0.01, stop=stop, tick=tick, prune=lambda **_: 0,
-                         fold=lambda **_: 0) == 1
+                         fold=lambda **_: 0, prune_history=lambda **_: 0) == 1
     assert "clock tick failed" in caplog.text
 
 

@@ -169,6 +169,7 @@ function applyDeltas(frame) {
     for (const state of model.columns.keys()) dirty.add(state);
   }
   for (const event of frame.deltas) applyEvent(event);
+  document.dispatchEvent(new CustomEvent("runboard:deltas", { detail: frame })); // strip.js
   for (const [state, count] of Object.entries(frame.counts || {})) {
     const column = model.columns.get(state);
     if (column && column.count !== count) {
@@ -429,7 +430,8 @@ function actionForms(run, names) {
 function tick() {
   const now = Date.now();
   const trusted = status === "live" && !model.paused;
-  page.classList.toggle("is-offline", status !== "live");
+  // A past moment is what was asked for, not stale data: shown at full contrast (axe).
+  page.classList.toggle("is-offline", status !== "live" && status !== "past");
   if (trusted) {
     for (const node of boardEl.querySelectorAll("time.tick")) tickOne(node, now);
   }

@@ -1,6 +1,7 @@
 // The History page: draws the server's series with uPlot, then keeps the current bucket
 // moving from the board's websocket stream (deltas), re-reading exact numbers every minute.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
+import { rollWindow } from "./window.js";
 
 const data = JSON.parse(document.getElementById("history-data").textContent);
 const states = data.states;
@@ -81,17 +82,12 @@ function render() {
 
 function currentBucket() {
   // Roll the window forward when the clock enters a new bucket.
-  const now = Date.now() / 1000;
-  const grain = data.range.grain;
-  while (now >= data.times[data.times.length - 1] + grain) {
-    data.times.push(data.times[data.times.length - 1] + grain);
-    data.times.shift();
+  return rollWindow(data.times, data.range.grain, () => {
     for (const key of Object.keys(data.throughput)) { data.throughput[key].push(0); data.throughput[key].shift(); }
     for (const m of ["wait", "run"]) for (const k of Object.keys(data[m])) { data[m][k].push(null); data[m][k].shift(); }
     for (const s of Object.keys(data.dwell)) { data.dwell[s].push(null); data.dwell[s].shift(); }
     if (data.flow) for (const s of Object.keys(data.flow)) { const f = data.flow[s]; f.push(f[f.length - 1]); f.shift(); }
-  }
-  return data.times.length - 1;
+  });
 }
 
 function wanted(event) {
