@@ -82,6 +82,7 @@ BACKLOG_FLUSH_INTERVAL = 2.0
 CATCH_UP_MAX = 5_000  # rows a reconnecting client may have missed before it gets a snapshot
 READER_NOTE_INTERVAL = 10.0  # how often the hub records its position for pruning
 RETRY_AFTER_ERROR = 1.0
+HELD_BACK_POLL = 0.1  # seconds between reads while committed rows wait above the watermark
 
 
 def poll_interval() -> float:
@@ -98,6 +99,7 @@ class Hub:
         self.position = Position()
         self.last_row_at: datetime | None = None  # `at` of the newest row taken in
         self.caught_up_at: datetime | None = None  # when a read last reached the head
+        self.held_back = False  # committed rows wait above the watermark (PostgreSQL)
         self.redis_connected: bool | None = None  # None: no Redis configured
         self.stats = {"rounds": 0, "rows": 0, "frames": 0, "deliveries": 0, "hints": 0}
         self.moves: Counter[str] = Counter()
@@ -211,8 +213,11 @@ class Hub:
 
     async def _tail_forever(self) -> None:
         while True:
+            # While committed rows wait above the watermark, look again soon: the transaction
+            # that holds them back ends without a hint.
+            wait = HELD_BACK_POLL if self.held_back else poll_interval()
             with contextlib.suppress(TimeoutError):  # the poll interval passed: read anyway
-                await asyncio.wait_for(self._hinted.wait(), timeout=poll_interval())
+                await asyncio.wait_for(self._hinted.wait(), timeout=wait)
             self._hinted.clear()
             try:
                 flushed_at = time.monotonic()
@@ -263,7 +268,8 @@ class Hub:
                     stream.start_counting(counts, counted)
                 self._count_requests.pop(board_filter, None)
                 future.set_result(None)
-            if not full:
+            self.held_back = batch.held_back
+            if not full and not batch.held_back:
                 self.caught_up_at = timezone.now()
             await self._note_position()
             return full

@@ -10,7 +10,15 @@ from typing import Any
 from runs import selectors
 from runs.selectors import BoardFilter
 
-from .reader import LogRow, Position, Snapshot, consistent_read, is_retained, read_after
+from .reader import (
+    LogRow,
+    Position,
+    Snapshot,
+    consistent_read,
+    held_back,
+    is_retained,
+    read_after,
+)
 
 
 @dataclass
@@ -18,6 +26,7 @@ class Batch:
     rows: list[LogRow]
     cards: dict[str, dict[str, Any] | None]  # run id -> card (None: the run is gone)
     counts: dict[BoardFilter, tuple[dict[str, int], Snapshot]] = field(default_factory=dict)
+    held_back: bool = False  # committed rows wait above the watermark (see `reader.held_back`)
 
 
 def read_batch(position: Position, *, limit: int, wants: Callable[[LogRow], bool],
@@ -29,7 +38,9 @@ def read_batch(position: Position, *, limit: int, wants: Callable[[LogRow], bool
     """
     rows = read_after(position, limit=limit)
     cards = selectors.cards_for({row.run_id for row in rows if wants(row)})
-    batch = Batch(rows=rows, cards=cards)
+    batch = Batch(rows=rows, cards=cards,
+                  held_back=len(rows) < limit and held_back(rows[-1].position if rows
+                                                            else position))
     for board_filter in count_filters:
         with consistent_read() as snapshot:
             batch.counts[board_filter] = (selectors.state_counts(board_filter), snapshot)

@@ -155,6 +155,20 @@ def is_retained(position: Position, *, using: str | None = None) -> bool:
     return query.exists()
 
 
+def held_back(position: Position, *, using: str | None = None) -> bool:
+    """Whether committed rows after `position` wait above the watermark: a transaction older
+    than they are is still open somewhere on the server, and they become readable the moment it
+    ends — which sends no hint, so a reader should look again soon. Always False on SQLite."""
+    alias = using or _alias()
+    if connections[alias].vendor != "postgresql":
+        return False
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {_table(alias)} "
+                       "WHERE (txid, id) > (%s::xid8, %s))",
+                       [str(position.txid), position.id])
+        return bool(cursor.fetchone()[0])
+
+
 def newest_at(*, using: str | None = None) -> datetime | None:
     """When the newest committed row was written (the log lag's reference)."""
     return (Change.objects.using(using or _alias()).order_by("-at")

@@ -4,6 +4,7 @@ watcher."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -125,3 +126,49 @@ def test_a_position_token_round_trips_and_forgeries_are_refused():
     assert Position.parse(position.token()) == position
     for forged in ("", "1", "a.b", "1.-2", "1.2.3", "9" * 60, None, 5):
         assert Position.parse(forged) is None
+
+
+def hold_an_xid(taken: threading.Event, release: threading.Event) -> None:
+    """An open transaction that has taken a transaction id and writes nothing (a report, a
+    migration, a forgotten shell): it holds the log's watermark and ends without a hint."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
+            taken.set()
+            assert release.wait(30)
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_rows_held_back_by_an_open_transaction_arrive_soon_after_it_ends_without_a_hint(
+        socket_for, viewer, make_run, settings):
+    from dashboard.hub import get_hub
+
+    # Polls 30 s apart: what arrives sooner came by the hub looking again on its own.
+    settings.RUNBOARD = {**settings.RUNBOARD, "LOG_POLL_INTERVAL": 30.0}
+    run = await sync_to_async(make_run)(RunState.READY)
+    socket = await socket_for(viewer)
+    assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
+    hub = get_hub()
+    taken, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_an_xid, args=(taken, release))
+    holder.start()
+    assert await sync_to_async(taken.wait, thread_sensitive=False)(10)
+
+    def cancel() -> None:  # committed and hinted, but held back by the open transaction
+        Run.objects.get(pk=run.pk).transition_to(RunState.CANCELED, actor="x")
+    await sync_to_async(cancel, thread_sensitive=False)()
+    deadline = time.monotonic() + 10
+    while not hub.held_back:
+        assert time.monotonic() < deadline, "the hub never saw the row held back"
+        await asyncio.sleep(0.05)
+
+    release.set()  # the holder commits: nothing is written, nobody is hinted
+    await sync_to_async(holder.join, thread_sensitive=False)()
+    frame = await socket.receive_json_from(timeout=5)  # far sooner than the 30 s poll
+    while not any(e["id"] == str(run.pk) and e["to"] == "canceled" for e in frame["deltas"]):
+        frame = await socket.receive_json_from(timeout=5)
+    assert not hub.held_back
+    await socket.disconnect()
