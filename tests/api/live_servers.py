@@ -3,6 +3,7 @@ the test database (committed data: use `django_db(transaction=True)`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -71,11 +72,9 @@ def drain(server: subprocess.Popen, keep: int = 200) -> None:
     server.log_tail = tail  # type: ignore[attr-defined]
 
     def read() -> None:
-        try:
+        with contextlib.suppress(ValueError):  # the pipe was closed by stop_server
             for line in server.stdout:  # type: ignore[union-attr]
                 tail.append(line)
-        except ValueError:  # closed by stop_server
-            pass
 
     threading.Thread(target=read, name=f"drain-{server.pid}", daemon=True).start()
 

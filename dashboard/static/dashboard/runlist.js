@@ -32,19 +32,24 @@ function applyEvent(event) {
   barText.textContent = `${unseen} change${unseen === 1 ? "" : "s"} since this page loaded.`;
 }
 
+// The change-log position of the last frame: a reconnect asks for exactly what it missed.
+let position = null;
+let everOpened = false;
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const params = new URLSearchParams();
   if (table.dataset.queue) params.set("queue", table.dataset.queue);
   if (table.dataset.name) params.set("name", table.dataset.name);
+  if (position) params.set("after", position);
   const query = params.toString();
   const socket = new WebSocket(
     `${scheme}//${location.host}${table.dataset.socketPath}${query ? `?${query}` : ""}`);
-  let opened = false;
   socket.addEventListener("open", () => {
     retryDelay = 1000;
-    opened = true;
   });
+  const reconnecting = everOpened;
+  everOpened = true;
   socket.addEventListener("message", (message) => {
     let frame;
     try {
@@ -52,15 +57,18 @@ function connect() {
     } catch {
       return;
     }
-    if (frame.type === "deltas") for (const event of frame.deltas || []) applyEvent(event);
-  });
-  socket.addEventListener("close", (closed) => {
-    if (closed.code === 4401) return; // logged out: the next page load says so
-    if (opened) {
-      // Anything may have happened while we were away: say so rather than guess.
+    if (frame.position) position = frame.position;
+    if (frame.type === "deltas") {
+      for (const event of frame.deltas || []) applyEvent(event);
+    } else if (frame.type === "snapshot" && reconnecting) {
+      // The log no longer held what we missed: say so rather than guess.
       bar.hidden = false;
       barText.textContent = "The live connection dropped; the list may be out of date.";
     }
+  });
+  socket.addEventListener("close", (closed) => {
+    if (closed.code === 4401) return; // logged out: the next page load says so
+    // Reconnecting with ?after=<position> brings the changes missed meanwhile.
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 15000);
   });
