@@ -22,10 +22,7 @@ from django.db.models.functions import Substr
 from .cards import LIVE_FIELDS, live_data_from
 from .history.counts import HistoryUnavailable, counts_now
 from .models import Run, Transition
-from .states import TERMINAL_STATES, RunState
-
-FINISHED = tuple(sorted(str(state) for state in TERMINAL_STATES))
-UNFINISHED = tuple(str(state) for state in RunState if state not in TERMINAL_STATES)
+from .states import RunState
 
 RUN_TRANSITIONS_LIMIT = 200
 NAME_FILTER_MAX = 100
