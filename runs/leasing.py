@@ -20,7 +20,10 @@ from .models import Run
 from .states import RunState
 
 
-@transaction.atomic
+# No savepoint when called inside a transaction (a worker leases its next run in the one that
+# records its last outcome): nothing here fails halfway but a database error, which dooms the
+# caller's transaction anyway, and a savepoint costs two round trips.
+@transaction.atomic(savepoint=False)
 def lease_and_start(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
                     lease_seconds: int = 30) -> list[Run]:
     """Lease up to `limit` ready runs to `executor` and start them: each comes back running,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +31,12 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
         raise InvalidInput("limit and lease_seconds must be at least 1")
     now = timezone.now()
     leased: list[Run] = []
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (`lease_and_start`): a lost compare-and-set
+    # writes nothing, and any database error dooms the caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
         # A paused queue's runs stay ready but are never handed out (runs/queues.py).
         candidates = Run.objects.filter(state=RunState.READY).exclude(
-            queue__in=paused_queue_names())
+            queue__in=paused_queue_names())  # a subquery: no round trip of its own
         if queues:
             candidates = candidates.filter(queue__in=list(queues))
         candidates = candidates.order_by("-priority", "created_at", "id")
@@ -111,24 +113,42 @@ def heartbeat(run_id: Any, *, executor: str, progress: int | None = None,
         raise as_executor_error(error, run_id, executor) from error
 
 
-def complete(run_id: Any, *, executor: str, result: Any = None) -> Run:
-    """The attempt succeeded: running → completed with its result."""
-    now = timezone.now()
-    run = holding(get_run(run_id), executor, verb="complete", now=now)
-    try:
+def complete(run_id: Any, *, executor: str, result: Any = None, held: Run | None = None) -> Run:
+    """The attempt succeeded: running → completed with its result.
+
+    `held` is the run as the caller itself last wrote it (a worker's own attempt): the move is
+    tried on it first, saving a read. If the run changed since, that try writes nothing and the
+    move is decided again on the run as it is now, so the answer is the same either way.
+    """
+    def act(run: Run, now: datetime) -> Run:
         return run.transition_to(RunState.COMPLETED, actor=executor, now=now, result=result)
+
+    return _as_holder(run_id, executor, "complete", act, held)
+
+
+def fail(run_id: Any, *, executor: str, error: str, retryable: bool = True,
+         held: Run | None = None) -> Run:
+    """The attempt failed: retry_wait (with backoff) while attempts remain, else failed.
+    `held` as for `complete`."""
+    def act(run: Run, now: datetime) -> Run:
+        return fail_attempt(run, error=str(error), retryable=retryable, actor=executor, now=now)
+
+    return _as_holder(run_id, executor, "fail", act, held)
+
+
+def _as_holder(run_id: Any, executor: str, verb: str, act: Callable[[Run, datetime], Run],
+               held: Run | None) -> Run:
+    now = timezone.now()
+    if held is not None:
+        try:
+            return act(holding(held, executor, verb=verb, now=now), now)
+        except TransitionError:
+            pass  # `held` is out of date: decide on the run as it is now
+    run = holding(get_run(run_id), executor, verb=verb, now=now)
+    try:
+        return act(run, now)
     except TransitionConflict as error:
         raise as_executor_error(error, run_id, executor) from error
-
-
-def fail(run_id: Any, *, executor: str, error: str, retryable: bool = True) -> Run:
-    """The attempt failed: retry_wait (with backoff) while attempts remain, else failed."""
-    now = timezone.now()
-    run = holding(get_run(run_id), executor, verb="fail", now=now)
-    try:
-        return fail_attempt(run, error=str(error), retryable=retryable, actor=executor, now=now)
-    except TransitionConflict as conflict:
-        raise as_executor_error(conflict, run_id, executor) from conflict
 
 
 def fail_attempt(run: Run, *, error: str, retryable: bool, actor: str, now: datetime) -> Run:

@@ -4,7 +4,7 @@ Runboard's nine states map onto django.tasks' four statuses (README, "The state 
 
 | run state | TaskResult status | why |
 |---|---|---|
-| scheduled, ready, leased | READY | not started yet (a lease can still be given back) |
+| scheduled, ready, leased | READY | not started yet (an HTTP executor leases, then starts) |
 | retry_wait | READY | "ready to be executed again", once its backoff ends |
 | suspended | READY | preempted (budget or operator); it goes back in line when resumed |
 | running | RUNNING | |
@@ -16,6 +16,7 @@ Runboard's nine states map onto django.tasks' four statuses (README, "The state 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from django.utils.module_loading import import_string
@@ -116,4 +117,13 @@ def result_from_run(run: Run, *, task: Task, backend: str) -> TaskResult:
     )
     if run.state == RunState.COMPLETED:
         object.__setattr__(result, "_return_value", run.result)
+    return result
+
+
+def completed_result(started: TaskResult, run: Run) -> TaskResult:
+    """The `TaskResult` of `run`, just completed, from the one built when its attempt started:
+    no start or failure came between them, so only the status, the finish and the return value
+    differ (the worker's hot path: no query for the run's history)."""
+    result = replace(started, status=TaskResultStatus.SUCCESSFUL, finished_at=run.finished_at)
+    object.__setattr__(result, "_return_value", run.result)
     return result

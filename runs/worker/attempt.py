@@ -1,8 +1,11 @@
-"""One attempt at one run: start it, call the task function, heartbeat, report the outcome.
+"""One attempt at one started run: call the task function, heartbeat, report the outcome.
 
 Every service call of an attempt holds the attempt's lock, because the worker's heartbeat
 (main thread) and the task's own reports or outcome (slot thread) would otherwise race on the
-run's version, and a lost compare-and-set on an executor verb reads as a lost lease.
+run's version, and a lost compare-and-set on an executor verb reads as a lost lease. Each call
+keeps the run as it wrote it (`self.run`), so the outcome is recorded without reading the run
+again (`services.complete(held=…)`), and the worker's `then` leases the slot's next run in the
+outcome's own transaction: with a backlog, one commit per task.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ import asyncio
 import logging
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from inspect import iscoroutinefunction
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from .. import services
 from ..exceptions import LeaseLost, RunCanceled, TransitionError
@@ -25,7 +28,7 @@ from ..tasks.compat import Task, TaskResult, TaskResultDoesNotExist, task_finish
 from ..tasks.context import RunboardContext, RunStopped
 from ..tasks.exceptions import NotATask, ReturnValueNotJSON
 from ..tasks.jsonvalues import as_json
-from ..tasks.results import error_text, result_from_run, task_for
+from ..tasks.results import completed_result, error_text, result_from_run, task_for
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +39,20 @@ def class_path(kind: type) -> str:
 
 
 class Attempt:
-    """A leased run in a worker, from `start` to its outcome (or to giving it back)."""
+    """A run the worker leased and started, from calling its task to its outcome."""
 
-    def __init__(self, run: Run, *, executor: str) -> None:
+    def __init__(self, run: Run, *, executor: str,
+                 then: Callable[[], list[Run]] | None = None) -> None:
+        self.run = run
+        # Called inside the transaction that records the outcome; what it leases and starts
+        # is `successors` once that transaction has committed (never before: a rollback would
+        # leave the worker calling tasks of runs it does not hold).
+        self._then = then
+        self.successors: list[Run] = []
         self.run_id = run.pk
         self.name = run.name
         self.executor = executor
         self.lock = threading.Lock()
-        self.started = False
         self.finished = threading.Event()
         self._stop_reason: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,7 +77,7 @@ class Attempt:
 
     def heartbeat(self) -> None:
         """Extend the lease (the worker calls this every third of the lease)."""
-        if self.started and not self.finished.is_set():
+        if not self.finished.is_set():
             self.report(progress=None, consumed=None)
 
     def report(self, *, progress: int | None, consumed: Mapping[str, float] | None) -> None:
@@ -79,6 +88,7 @@ class Attempt:
             try:
                 run = services.heartbeat(self.run_id, executor=self.executor, progress=progress,
                                          consumed=dict(consumed) if consumed else None)
+                self.run = run
             except RunCanceled:
                 self.stop("the run was canceled")
                 return
@@ -94,24 +104,18 @@ class Attempt:
     # -- the slot thread ----------------------------------------------------------------------
 
     def execute(self) -> None:
-        """Start the run, run its task, record the outcome. Never raises."""
+        """Run the task, record the outcome. Never raises; the caller sets `finished`."""
         try:
             self._execute()
         except DatabaseError:
             # The lease lapses and the clock fails or re-queues the attempt: nothing is lost.
             logger.exception("run %s: database error; the clock will take the run back",
                              self.run_id)
-        finally:
-            self.finished.set()
 
     def _execute(self) -> None:
-        with self.lock:
-            try:
-                run = services.start(self.run_id, executor=self.executor)
-            except TransitionError as error:
-                logger.info("run %s: not started: %s", self.run_id, error)
-                return
-            self.started = True
+        if self._stop_reason is not None:
+            return  # stopped (canceled, lease lost) before its slot took it: nothing to run
+        run = self.run
         alias = run.payload.get("backend", "") if isinstance(run.payload, dict) else ""
         try:
             task = task_for(run, backend=alias)
@@ -122,9 +126,13 @@ class Attempt:
         result = result_from_run(run, task=task, backend=alias)
         task_started.send(sender=backend_type, task_result=result)
         outcome = self._call(task, result)
-        if outcome is not None:
+        if outcome is None:
+            return
+        if outcome.state == RunState.COMPLETED:
+            finished = completed_result(result, outcome)  # this attempt's start is its last
+        else:
             finished = result_from_run(outcome, task=task, backend=alias)
-            task_finished.send(sender=backend_type, task_result=finished)
+        task_finished.send(sender=backend_type, task_result=finished)
 
     def _call(self, task: Task, result: TaskResult) -> Run | None:
         """Run the function; return the run after its outcome was recorded (None if stopped)."""
@@ -155,12 +163,8 @@ class Attempt:
         except ReturnValueNotJSON as error:
             return self._fail(error_text(class_path(ReturnValueNotJSON), str(error), ""),
                               retryable=False)
-        with self.lock:
-            try:
-                return services.complete(self.run_id, executor=self.executor, result=value)
-            except TransitionError as error:
-                logger.info("run %s: could not complete: %s", self.run_id, error)
-                return None
+        return self._record("complete", lambda: services.complete(
+            self.run_id, executor=self.executor, result=value, held=self.run))
 
     def _await(self, coroutine: Any) -> Any:
         """Run a coroutine on this thread's own loop, cancellable from `stop`."""
@@ -176,10 +180,27 @@ class Attempt:
             loop.close()
 
     def _fail(self, error: str, *, retryable: bool) -> Run | None:
+        return self._record("record the failure", lambda: services.fail(
+            self.run_id, executor=self.executor, error=error, retryable=retryable,
+            held=self.run))
+
+    def _record(self, verb: str, write: Callable[[], Run]) -> Run | None:
+        """Write the outcome and, in the same commit, lease the slot's next run."""
         with self.lock:
             try:
-                return services.fail(self.run_id, executor=self.executor, error=error,
-                                     retryable=retryable)
-            except TransitionError as lost:
-                logger.info("run %s: could not record the failure: %s", self.run_id, lost)
+                try:
+                    with transaction.atomic():
+                        run = write()
+                        successors = self._then() if self._then is not None else []
+                except DatabaseError:
+                    if self._then is None:
+                        raise
+                    # Whatever failed undid the outcome too: record it on its own.
+                    logger.warning("run %s: leasing the next run beside the outcome failed; "
+                                   "recording the outcome alone", self.run_id, exc_info=True)
+                    run, successors = write(), []
+            except TransitionError as error:
+                logger.info("run %s: could not %s: %s", self.run_id, verb, error)
                 return None
+            self.run, self.successors = run, successors
+        return run

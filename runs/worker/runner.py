@@ -1,10 +1,14 @@
 """The worker loop: lease into free slots, heartbeat, tick the clock, drain on stop.
 
-One main thread leases (only as many runs as it has free slots, so nothing waits leased in a
-worker while another could run it), heartbeats every running attempt each third of the lease
-and, unless told not to, ticks the clock so deferred tasks and retries come due without a
-separate `manage.py clock`. Each slot is a daemon thread running one attempt at a time: a task
-that ignores every request to stop cannot keep the process alive past its grace period.
+One main thread leases and starts runs in one transaction (`runs.leasing.lease_and_start`:
+one commit instead of two per run), only as many as it has free slots, so nothing waits in a
+worker while another could run it and every run it holds is one a slot is about to call. It
+heartbeats every running attempt each third of the lease and, unless told not to, ticks the
+clock so deferred tasks and retries come due without a separate `manage.py clock`. Each slot
+is a daemon thread running one attempt at a time: a task that ignores every request to stop
+cannot keep the process alive past its grace period. While work is waiting, a slot leases its
+next run itself, in the transaction that records its last outcome (`Attempt.then`): the main
+thread leases only into slots that found nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from django.utils.crypto import get_random_string
 
 from .. import services
 from ..exceptions import TransitionError
+from ..leasing import lease_and_start
+from ..models import Run
 from ..tasks.exceptions import WorkerShutDown
 from .attempt import Attempt, class_path
-from .leases import give_back
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +57,9 @@ class Worker:
     def __post_init__(self) -> None:
         self._slots: queue.Queue[Attempt | None] = queue.Queue()
         self._active: dict[object, Attempt] = {}
+        self._active_lock = threading.Lock()  # slots add their successors; the loop prunes
         self._slot_freed = threading.Event()
+        self._stopping = threading.Event()
         self.executed = 0
 
     def run(self, stop: threading.Event) -> int:
@@ -78,6 +85,7 @@ class Worker:
                 # Idle or full: wake when a slot frees (or stop), else poll again.
                 self._slot_freed.wait(self.poll_interval)
                 self._slot_freed.clear()
+        self._stopping.set()
         self._drain(threads)
         return self.executed
 
@@ -88,20 +96,31 @@ class Worker:
         if free <= 0:
             return 0
         try:
-            runs = services.lease(executor=self.executor, queues=self.queues, limit=free,
-                                  lease_seconds=self.lease_seconds)
+            runs = lease_and_start(executor=self.executor, queues=self.queues, limit=free,
+                                   lease_seconds=self.lease_seconds)
         except DatabaseError:
             logger.exception("worker %s: lease failed; retrying", self.executor)
             close_old_connections()
             return 0
-        for run in runs:
-            attempt = Attempt(run, executor=self.executor)
-            self._active[run.pk] = attempt
+        for attempt in self._adopt(runs):
             self._slots.put(attempt)
         return len(runs)
 
+    def _adopt(self, runs: list[Run]) -> list[Attempt]:
+        attempts = [Attempt(run, executor=self.executor, then=self._lease_next) for run in runs]
+        with self._active_lock:
+            self._active.update((attempt.run_id, attempt) for attempt in attempts)
+        return attempts
+
+    def _lease_next(self) -> list[Run]:
+        """A slot's next run, leased and started inside the transaction of its last outcome."""
+        if self._stopping.is_set():
+            return []
+        return lease_and_start(executor=self.executor, queues=self.queues, limit=1,
+                               lease_seconds=self.lease_seconds)
+
     def _heartbeat(self) -> None:
-        for attempt in list(self._active.values()):
+        for attempt in self._attempts():
             try:
                 attempt.heartbeat()
             except DatabaseError:
@@ -115,9 +134,13 @@ class Worker:
             logger.exception("worker %s: clock tick failed; retrying", self.executor)
             close_old_connections()
 
+    def _attempts(self) -> list[Attempt]:
+        with self._active_lock:
+            return list(self._active.values())
+
     def _forget_finished(self) -> None:
-        for run_id, attempt in list(self._active.items()):
-            if attempt.finished.is_set():
+        with self._active_lock:
+            for run_id in [key for key, a in self._active.items() if a.finished.is_set()]:
                 del self._active[run_id]
 
     def _slot(self) -> None:
@@ -125,52 +148,43 @@ class Worker:
             attempt = self._slots.get()
             if attempt is None:
                 break
-            if attempt.stop_reason is None:
+            while attempt is not None:
                 attempt.execute()
                 self.executed += 1
-            else:
-                attempt.finished.set()  # drained before it started: the main thread gives it back
+                # The successor joins `_active` before its predecessor leaves, so the loop
+                # never counts this slot free while it has work.
+                successor = self._adopt(attempt.successors[:1])
+                attempt.finished.set()
+                attempt = successor[0] if successor else None
             self._slot_freed.set()
         connection.close()
 
     # -- stopping ------------------------------------------------------------------------------
 
     def _drain(self, threads: Iterable[threading.Thread]) -> None:
-        """Finish running attempts within the grace period; give back or fail the rest."""
+        """Let running attempts finish within the grace period; fail the ones that do not.
+
+        Every run the worker holds is started and has a free slot calling it (or about to),
+        so draining leases nothing more and waits; nothing is left to give back.
+        """
         logger.info("worker %s: draining (%d running, grace %ss)", self.executor,
-                    len(self._active), self.grace_seconds)
-        for attempt in self._active.values():
-            if not attempt.started:
-                attempt.stop("the worker is shutting down")  # a slot skips it: given back below
+                    len(self._attempts()), self.grace_seconds)
         for _ in threads:
             self._slots.put(None)
         deadline = time.monotonic() + self.grace_seconds
         next_heartbeat = time.monotonic()
         while time.monotonic() < deadline:
-            running = [a for a in self._active.values() if a.started and not a.finished.is_set()]
+            running = [a for a in self._attempts() if not a.finished.is_set()]
             if not running:
                 break
             if time.monotonic() >= next_heartbeat:
                 self._heartbeat()
                 next_heartbeat = time.monotonic() + self.lease_seconds / 3
             running[0].finished.wait(0.1)
-        for attempt in self._active.values():
-            if not attempt.started:
-                self._give_back(attempt)
-            elif not attempt.finished.is_set():
+        for attempt in self._attempts():
+            if not attempt.finished.is_set():
                 self._abandon(attempt)
         logger.info("worker %s stopped after %d attempt(s)", self.executor, self.executed)
-
-    def _give_back(self, attempt: Attempt) -> None:
-        # The slot may have started it between our look and now: then it ran, nothing to return.
-        with attempt.lock:
-            if attempt.started:
-                return
-            try:
-                give_back(attempt.run_id, executor=self.executor,
-                          reason=f"worker {self.executor} shut down before starting it")
-            except TransitionError as error:
-                logger.info("run %s: not given back: %s", attempt.run_id, error)
 
     def _abandon(self, attempt: Attempt) -> None:
         """The grace period is over and the task still runs: stop it and fail this attempt,

@@ -123,3 +123,42 @@ def test_complete_records_the_result_and_releases_the_lease(make_run):
     assert stored.result == {"rows": 12}
     assert (stored.lease_owner, stored.lease_expires_at) == ("", None)
     assert stored.finished_at is not None and stored.finished_at <= timezone.now()
+
+
+HELD_VERBS = {
+    "complete": lambda run_id, executor, held: services.complete(
+        run_id, executor=executor, held=held),
+    "fail": lambda run_id, executor, held: services.fail(
+        run_id, executor=executor, error="x", held=held),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("verb", HELD_VERBS)
+def test_a_held_run_that_moved_underneath_gets_the_same_answer_as_a_fresh_read(make_run, verb):
+    held = make_run(RunState.RUNNING, lease_owner="exec-1")
+    services.cancel(held.pk, actor="alice", reason="duplicate")  # `held` is now out of date
+    with pytest.raises(RunCanceled):
+        HELD_VERBS[verb](held.pk, "exec-1", held)
+    assert Run.objects.get(pk=held.pk).state == RunState.CANCELED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("verb", HELD_VERBS)
+def test_a_held_run_another_executor_now_holds_is_lease_lost(make_run, verb, now):
+    held = make_run(RunState.RUNNING, lease_owner="exec-1")
+    Run.objects.filter(pk=held.pk).update(lease_owner="exec-2", version=held.version + 1)
+    with pytest.raises(LeaseLost, match="exec-2"):
+        HELD_VERBS[verb](held.pk, "exec-1", held)
+
+
+@pytest.mark.django_db
+def test_completing_an_up_to_date_held_run_reads_nothing(make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    held = make_run(RunState.RUNNING, lease_owner="exec-1")
+    with CaptureQueriesContext(connection) as queries:
+        done = services.complete(held.pk, executor="exec-1", result=7, held=held)
+    assert done.state == RunState.COMPLETED and Run.objects.get(pk=held.pk).result == 7
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT")]
