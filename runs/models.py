@@ -9,8 +9,9 @@ the change log in the same transaction (`runs.changelog`), which is how boards l
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections, models, router, transaction
 from django.db.models import F, Q
@@ -87,6 +88,14 @@ class RunQuerySet(models.QuerySet):
                                 WHERE used.key = lim.key AND used.type IN ('integer', 'real')),
                                0) >= lim.value)"""
         return self.extra(where=[f"NOT {exhausted}"])
+
+
+class Move(NamedTuple):
+    """One step of `Run.transition_through`: where to, why, and the fields the caller sets."""
+
+    target: RunState | str
+    reason: str = ""
+    changes: Mapping[str, Any] = {}
 
 
 class Run(models.Model):
@@ -316,14 +325,47 @@ class Run(models.Model):
         or guard) or `TransitionConflict` (the row moved on since this instance was loaded);
         either way nothing is written.
         """
-        target = RunState(target)
+        return self.transition_through([Move(target, reason, changes)], actor=actor, now=now)
+
+    def transition_through(self, moves: Sequence[Move], *, actor: str | None = None,
+                           now: datetime | None = None) -> Run:
+        """Make several moves in a row (ready → leased → running) as one write.
+
+        Each move is checked against the table and its guard on the run as the moves before
+        it left it, and gets its own audit row and change-log row (its own version), exactly
+        as if made one by one; the row itself is written once, by one compare-and-set. If any
+        move is refused, nothing is written and this instance is as it was.
+        """
         now = now or timezone.now()
-        values = plan_transition(self, target, reason=reason, now=now, changes=changes)
+        before = dict(self.__dict__)
         source = RunState(self.state)
-        self._compare_and_set(
-            values, now=now, actor=actor or "", reason=reason, source=source, audited=True
-        )
+        values: dict[str, Any] = {}
+        steps: list[tuple[RunState, RunState, str, int]] = []
+        try:
+            for move in moves:
+                target = RunState(move.target)
+                step_from = RunState(self.state)
+                planned = plan_transition(self, target, reason=move.reason, now=now,
+                                          changes=dict(move.changes))
+                for name, value in planned.items():
+                    setattr(self, name, value)
+                values.update(planned)
+                steps.append((step_from, target, move.reason, self.attempts))
+        except Exception:
+            self._restore(before)
+            raise
+        try:
+            self._compare_and_set(values, now=now, actor=actor or "", source=source,
+                                  first_version=before["version"], steps=steps)
+        except Exception:
+            self._restore(before)
+            raise
+        self._remember_lifecycle()
         return self
+
+    def _restore(self, before: dict[str, Any]) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(before)
 
     def amend(self, *, actor: str | None = None, now: datetime | None = None,
               **changes: Any) -> Run:
@@ -337,47 +379,56 @@ class Run(models.Model):
             )
         now = now or timezone.now()
         values = {**changes, "version": self.version + 1}
-        self._compare_and_set(
-            values, now=now, actor=actor or "", reason="", source=self.run_state, audited=False
-        )
+        self._compare_and_set(values, now=now, actor=actor or "", source=self.run_state,
+                              first_version=self.version, steps=None)
+        for name, value in values.items():
+            setattr(self, name, value)
+        self._remember_lifecycle()
         return self
 
     def _compare_and_set(self, values: dict[str, Any], *, now: datetime, actor: str,
-                         reason: str, source: RunState, audited: bool) -> None:
+                         source: RunState, first_version: int,
+                         steps: list[tuple[RunState, RunState, str, int]] | None) -> None:
+        """Write `values` if the row is still at (`source`, `first_version`), with an audit row
+        and a change-log row per step of `steps` (one change-log row of an update when None).
+        """
         # No savepoint: nothing inside can fail halfway except a database error, which must
         # doom any surrounding transaction anyway. A lost compare-and-set writes nothing, so
         # the block ends normally and the conflict is raised after it; callers such as
         # `services.lease` catch it and go on inside their own transaction. That saves two
         # round trips (SAVEPOINT, RELEASE) per move made inside an outer transaction.
         alias = self._state.db or router.db_for_write(Run, instance=self)
-        target = values.get("state", source)
-        audit = (Transition, {
-            "run": self.pk, "from_state": source, "to_state": target, "at": now,
-            "actor": actor, "reason": reason, "attempt": values.get("attempts", self.attempts),
-        }) if audited else None
-        change = change_log.change_row(
-            self, kind=Change.TRANSITION if audited else Change.UPDATE, source=source,
-            target=target, at=now, actor=actor, reason=reason)
-        change["version"] = values["version"]
+        audits: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        for number, (step_from, step_to, reason, attempt) in enumerate(
+                steps or [(source, source, "", self.attempts)], start=1):
+            if steps is not None:
+                audits.append({"run": self.pk, "from_state": step_from, "to_state": step_to,
+                               "at": now, "actor": actor, "reason": reason,
+                               "attempt": attempt})
+            change = change_log.change_row(
+                self, kind=Change.TRANSITION if steps is not None else Change.UPDATE,
+                source=step_from, target=step_to, at=now, actor=actor, reason=reason)
+            change["version"] = first_version + number
+            changes.append(change)
         with transaction.atomic(using=alias, savepoint=False):
-            moved = write_move(Run, alias, pk=self.pk, state=source, version=self.version,
-                               values=values, audit=audit, change=(Change, change))
+            moved = write_move(Run, alias, pk=self.pk, state=source, version=first_version,
+                               values=values, audits=(Transition, audits),
+                               changes=(Change, changes))
             if moved:
                 change_log.hint_after_commit(alias)
         if not moved:
-            raise self._conflict(RunState(target))
-        for name, value in values.items():
-            setattr(self, name, value)
-        self._remember_lifecycle()
+            raise self._conflict(RunState(values.get("state", source)), source, first_version)
 
-    def _conflict(self, target: RunState) -> Exception:
+    def _conflict(self, target: RunState, expected_state: RunState,
+                  expected_version: int) -> Exception:
         current = Run.objects.filter(pk=self.pk).values_list("state", "version").first()
         if current is None:
             return RunNotFound(f"run {self.pk} no longer exists", run_id=self.pk)
         state, version = current
         return TransitionConflict(
             f"run {self.pk} changed underneath: it is {state} (version {version}), not "
-            f"{self.state} (version {self.version}); cannot move to {target}",
+            f"{expected_state} (version {expected_version}); cannot move to {target}",
             run_id=self.pk, current_state=state,
         )
 

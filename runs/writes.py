@@ -8,10 +8,11 @@ is cached per column set and values go through each field's own `get_db_prep_sav
 JSON and time zones are handled exactly as the ORM would. The statements still run on Django's
 connection, inside Django's transaction.
 
-On PostgreSQL the three writes of a move are one statement: a data-modifying CTE whose UPDATE
-feeds both INSERTs, so a lost compare-and-set inserts nothing and a move costs one round trip
-instead of three. SQLite has no data-modifying CTEs and no round trips to save: three
-statements.
+On PostgreSQL the writes of a move are one statement: a data-modifying CTE whose UPDATE feeds
+both INSERTs, so a lost compare-and-set inserts nothing and a move costs one round trip instead
+of three. Several moves in a row (`Run.transition_through`) are still one UPDATE, with one
+audit row and one change-log row per move. SQLite has no data-modifying CTEs and no round
+trips to save: one statement per row.
 """
 
 from __future__ import annotations
@@ -76,54 +77,65 @@ def _insert_sql(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-def _typed_select(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
-    """`INSERT INTO t (…) SELECT CAST(%s AS type), … FROM moved`: a value in a SELECT list has
-    no column to take its type from, so each placeholder is cast to its column's type."""
+def _typed_select(alias: str, model: type[Model], names: tuple[str, ...], rows: int) -> str:
+    """`INSERT INTO t (…) SELECT CAST(%s AS type), … FROM moved [UNION ALL …]`, one SELECT per
+    row: a value in a SELECT list has no column to take its type from, so each placeholder is
+    cast to its column's type."""
     connection = connections[alias]
     quote = _quote(alias)
     fields = _fields(model, names)
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} FROM moved"
+    selects = " UNION ALL ".join([f"SELECT {values} FROM moved"] * rows)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {selects}"
 
 
 @lru_cache(maxsize=512)
 def _move_sql(alias: str, model: type[Model], names: tuple[str, ...],
-              audit_model: type[Model] | None, change_model: type[Model]) -> str:
+              audit_model: type[Model], audits: int, change_model: type[Model],
+              changes: int) -> str:
     """PostgreSQL: UPDATE … RETURNING feeding the audit and change-log INSERTs."""
     parts = [f"WITH moved AS ({_update_sql(alias, model, names)} RETURNING 1)"]
-    if audit_model is not None:
-        parts.append(f", audited AS ({_typed_select(alias, audit_model, AUDIT_COLUMNS)})")
-    parts.append(" " + _typed_select(alias, change_model, CHANGE_COLUMNS))
+    if audits:
+        parts.append(f", audited AS ({_typed_select(alias, audit_model, AUDIT_COLUMNS, audits)})")
+    parts.append(" " + _typed_select(alias, change_model, CHANGE_COLUMNS, changes))
     return "".join(parts)
 
 
 def write_move(model: type[Model], alias: str, *, pk: Any, state: str, version: int,
-               values: dict[str, Any], audit: tuple[type[Model], dict[str, Any]] | None,
-               change: tuple[type[Model], dict[str, Any]]) -> bool:
+               values: dict[str, Any], audits: tuple[type[Model], list[dict[str, Any]]],
+               changes: tuple[type[Model], list[dict[str, Any]]]) -> bool:
     """Compare-and-set the run to `values` if it is still in (`state`, `version`) and, only
-    then, insert its audit row (when given) and its change-log row. True if it moved.
+    then, insert its audit rows (`AUDIT_COLUMNS`, none for a write that moves nothing) and its
+    change-log rows (`CHANGE_COLUMNS`, at least one). True if it moved.
 
-    Call inside a transaction: the three writes commit together or not at all.
+    Call inside a transaction: the writes commit together or not at all.
     """
     connection = connections[alias]
     names = tuple(values)
     where = [model._meta.pk.get_db_prep_save(pk, connection), str(state), version]
     update_params = _params(model, names, values, connection) + where
-    change_model, change_row = change
-    change_params = _params(change_model, CHANGE_COLUMNS, change_row, connection)
-    audit_params = _params(audit[0], AUDIT_COLUMNS, audit[1], connection) if audit else []
+    audit_model, audit_rows = audits
+    change_model, change_rows = changes
+    audit_params = [_params(audit_model, AUDIT_COLUMNS, row, connection) for row in audit_rows]
+    change_params = [_params(change_model, CHANGE_COLUMNS, row, connection)
+                     for row in change_rows]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            sql = _move_sql(alias, model, names, audit[0] if audit else None, change_model)
-            cursor.execute(sql, update_params + audit_params + change_params)
-            return cursor.rowcount == 1
+            sql = _move_sql(alias, model, names, audit_model, len(audit_rows), change_model,
+                            len(change_rows))
+            cursor.execute(sql, update_params + [value for row in audit_params for value in row]
+                           + [value for row in change_params for value in row])
+            # The statement's row count is the change-log INSERT's: one row per change if the
+            # UPDATE matched, none if it did not.
+            return cursor.rowcount == len(change_rows)
         cursor.execute(_update_sql(alias, model, names), update_params)
         if cursor.rowcount != 1:
             return False
-        if audit:
-            cursor.execute(_insert_sql(alias, audit[0], AUDIT_COLUMNS), audit_params)
-        cursor.execute(_insert_sql(alias, change_model, CHANGE_COLUMNS), change_params)
+        for row in audit_params:
+            cursor.execute(_insert_sql(alias, audit_model, AUDIT_COLUMNS), row)
+        for row in change_params:
+            cursor.execute(_insert_sql(alias, change_model, CHANGE_COLUMNS), row)
         return True
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Router
 
-from runs import heartbeats, leasing, services
+from runs import heartbeats, services
 from runs.api_selectors import executor_ever_leased
 from runs.exceptions import LeaseLost, RunCanceled
 from runs.models import Run
@@ -80,9 +80,8 @@ def lease(request: HttpRequest, body: LeaseIn | None = None) -> dict[str, Any]:
         raise ApiError(403, "executor_mismatch",
                        f"this token acts as executor {executor!r}, not {body.executor!r}",
                        field="executor")
-    take = leasing.lease_and_start if body.start else services.lease
-    runs = take(executor=executor, queues=body.queues, limit=body.limit,
-                lease_seconds=body.lease_seconds)
+    runs = services.lease(executor=executor, queues=body.queues, limit=body.limit,
+                          lease_seconds=body.lease_seconds, start=body.start)
     return {"runs": [run_out(run) for run in runs]}
 
 

@@ -1,7 +1,7 @@
 """The worker loop: lease into free slots, heartbeat, tick the clock, drain on stop.
 
-One main thread leases and starts runs in one transaction (`runs.leasing.lease_and_start`:
-one commit instead of two per run), only as many as it has free slots, so nothing waits in a
+One main thread leases and starts runs in one transaction (`services.lease(start=True)`: one
+commit instead of two per run), only as many as it has free slots, so nothing waits in a
 worker while another could run it and every run it holds is one a slot is about to call. It
 heartbeats every running attempt each third of the lease and, unless told not to, ticks the
 clock so deferred tasks and retries come due without a separate `manage.py clock`. Each slot
@@ -27,7 +27,6 @@ from django.utils.crypto import get_random_string
 
 from .. import services
 from ..exceptions import TransitionError
-from ..leasing import lease_and_start
 from ..models import Run
 from ..tasks.exceptions import WorkerShutDown
 from .attempt import Attempt, class_path
@@ -96,8 +95,8 @@ class Worker:
         if free <= 0:
             return 0
         try:
-            runs = lease_and_start(executor=self.executor, queues=self.queues, limit=free,
-                                   lease_seconds=self.lease_seconds)
+            runs = services.lease(executor=self.executor, queues=self.queues, limit=free,
+                                  lease_seconds=self.lease_seconds, start=True)
         except DatabaseError:
             logger.exception("worker %s: lease failed; retrying", self.executor)
             close_old_connections()
@@ -116,8 +115,8 @@ class Worker:
         """A slot's next run, leased and started inside the transaction of its last outcome."""
         if self._stopping.is_set():
             return []
-        return lease_and_start(executor=self.executor, queues=self.queues, limit=1,
-                               lease_seconds=self.lease_seconds)
+        return services.lease(executor=self.executor, queues=self.queues, limit=1,
+                              lease_seconds=self.lease_seconds, start=True)
 
     def _heartbeat(self) -> None:
         for attempt in self._attempts():
