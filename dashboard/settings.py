@@ -54,12 +54,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last on purpose: keeps the chain on one thread per request (see the module).
-    "dashboard.sync_chain.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "dashboard.site_urls"
 ASGI_APPLICATION = "dashboard.asgi.application"
+# Threads that serve HTTP requests in each `serve` process, each running a whole request
+# (dashboard/threaded_http.py): the most requests it works on at once.
+HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "16"))
 
 TEMPLATES = [
     {
