@@ -1,9 +1,10 @@
 """Pausing queues: a paused queue keeps its runs, and `services.lease` hands none of them out.
 
 Two tables. `QueuePause` is the current state: one row per paused queue (a queue with no row
-runs normally), so the lease reads the paused set with one tiny query. `QueueEvent` is the audit
-trail: who paused or resumed which queue, when and why; append-only, written in the same
-transaction as the change it records, like `Transition` for runs.
+runs normally), so the lease's candidate query leaves their runs out with a NOT EXISTS on a
+tiny table (`runs/reads.py`). `QueueEvent` is the audit trail: who paused or resumed which
+queue, when and why; append-only, written in the same transaction as the change it records,
+like `Transition` for runs.
 
 A pause takes effect for every lease that starts after it commits; a lease already running
 when it commits may still hand out the run it has picked (the same as a run canceled while an

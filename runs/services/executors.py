@@ -6,13 +6,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import router, transaction
 from django.utils import timezone
 
+from .. import reads
 from ..exceptions import InvalidInput, TransitionConflict, TransitionError, TransitionNotAllowed
 from ..lifecycle import SuspendedBy, exhausted_budget
 from ..models import Run
-from ..queues import paused_queue_names
+from ..queues import QueuePause
 from ..states import RunState
 from .lookups import as_executor_error, get_run, holding, validate_budget
 
@@ -31,16 +32,14 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
         raise InvalidInput("limit and lease_seconds must be at least 1")
     now = timezone.now()
     leased: list[Run] = []
-    with transaction.atomic():
+    alias = router.db_for_write(Run)
+    with transaction.atomic(using=alias):
         # A paused queue's runs stay ready but are never handed out (runs/queues.py).
-        candidates = Run.objects.filter(state=RunState.READY).exclude(
-            queue__in=paused_queue_names())
-        if queues:
-            candidates = candidates.filter(queue__in=list(queues))
-        candidates = candidates.order_by("-priority", "created_at", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        for run in candidates[:limit]:
+        candidates = reads.lease_candidates(Run, alias, state=RunState.READY,
+                                            paused_model=QueuePause,
+                                            queues=list(queues) if queues else None,
+                                            limit=limit)
+        for run in candidates:
             try:
                 leased.append(run.transition_to(
                     RunState.LEASED, actor=executor, now=now,
