@@ -1,13 +1,19 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels with auth and origin
-checks."""
+"""ASGI entry point: HTTP through Django (one thread hop per request), websockets through
+Channels with auth and origin checks."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 # Django must be set up before anything imports models (the websocket routes do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+
+from dashboard.threaded_http import ThreadedASGIHandler  # noqa: E402
+
+django_asgi_app = ThreadedASGIHandler(threads=settings.HTTP_THREADS)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -54,12 +54,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last on purpose: keeps the chain on one thread per request (see the module).
-    "dashboard.sync_chain.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "dashboard.site_urls"
 ASGI_APPLICATION = "dashboard.asgi.application"
+# Threads that serve HTTP requests in each `serve` process, each running a whole request
+# (dashboard/threaded_http.py): the most requests it works on at once.
+HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "16"))
 
 TEMPLATES = [
     {
@@ -172,6 +173,9 @@ RUNBOARD = {
     "BULK_ACTION_CAP": int(os.environ.get("BULK_ACTION_CAP", "10000")),
     # Largest request body the HTTP API accepts (413 above it), checked before parsing.
     "API_MAX_BODY_BYTES": int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
+    # Seconds a process trusts an executor token's row it read (runs/tokens.py): how long a
+    # token revoked or deleted elsewhere may still work here. 0 reads it on every API call.
+    "TOKEN_CACHE_SECONDS": float(os.environ.get("TOKEN_CACHE_SECONDS", "2")),
     # Seconds between reads of the change log when no hint arrives (the most a lost hint,
     # or a change from a process that cannot hint, waits before it reaches a board).
     "LOG_POLL_INTERVAL": float(os.environ.get("LOG_POLL_INTERVAL", "1.0")),

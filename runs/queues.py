@@ -1,9 +1,10 @@
 """Pausing queues: a paused queue keeps its runs, and `services.lease` hands none of them out.
 
 Two tables. `QueuePause` is the current state: one row per paused queue (a queue with no row
-runs normally), so the lease reads the paused set with one tiny query. `QueueEvent` is the audit
-trail: who paused or resumed which queue, when and why; append-only, written in the same
-transaction as the change it records, like `Transition` for runs.
+runs normally), so the lease's candidate query leaves their runs out with a NOT EXISTS on a
+tiny table (`runs/reads.py`). `QueueEvent` is the audit trail: who paused or resumed which
+queue, when and why; append-only, written in the same transaction as the change it records,
+like `Transition` for runs.
 
 A pause takes effect for every lease that starts after it commits; a lease already running
 when it commits may still hand out the run it has picked (the same as a run canceled while an
@@ -16,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from .exceptions import InvalidInput, QueueAlreadyPaused, QueueNotFound, QueueNotPaused
@@ -78,10 +78,9 @@ class QueueEvent(models.Model):
 # -- selectors ----------------------------------------------------------------------------------
 
 
-def paused_queue_names() -> QuerySet[QueuePause, str]:
-    """Names of the paused queues, as a subquery: leasing excludes them in its own statement
-    instead of asking first (a round trip per lease)."""
-    return QueuePause.objects.order_by().values_list("queue", flat=True)
+def paused_queue_names() -> list[str]:
+    """Names of the paused queues: one query over a table holding only paused queues."""
+    return list(QueuePause.objects.order_by().values_list("queue", flat=True))
 
 
 def recent_queue_events(*, limit: int = 20) -> list[QueueEvent]:

@@ -7,6 +7,12 @@ constant-time compare. SHA-256 (not a slow password hash) is right here because 
 shown once, when the token is issued, and cannot be recovered afterwards.
 
 A token acts as the executor named by it: the lease owner of whatever it leases is its `name`.
+
+Every API call authenticates, and the token's row rarely changes: each process remembers the
+rows it read for `TOKEN_CACHE_SECONDS` (a RUNBOARD setting, default 2; 0 reads every time)
+and checks the secret against the remembered digest on every call. Revoking a token takes
+effect at once in the process that revokes it (`revoke` forgets the row) and within that many
+seconds in every other process — the bound on how long a revoked or deleted token still works.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from django.db import models
 from django.utils import timezone
+
+from .conf import runboard_setting
 
 TOKEN_PREFIX = "rbx"
 KEY_ID_BYTES = 6  # enough to be unique; never secret
@@ -26,6 +35,11 @@ SECRET_BYTES = 32  # 256 bits
 # `last_used_at` is a hint for operators, not an audit log: write it at most once a minute per
 # token so a busy executor does not turn every API call into an UPDATE.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+DEFAULT_TOKEN_CACHE_SECONDS = 2.0
+
+# key_id -> (monotonic time read, the row as read); only rows that exist, so at most one entry
+# per token. Dict reads and writes are atomic: threads share it without a lock.
+_recently_read: dict[str, tuple[float, ExecutorToken]] = {}
 
 
 def _digest(secret: str) -> str:
@@ -92,9 +106,9 @@ class ExecutorToken(models.Model):
         return f"{TOKEN_PREFIX}_{key_id}_{secret}"
 
     @classmethod
-    def authenticate(cls, raw: str) -> ExecutorToken | None:
+    def authenticate(cls, raw: str, *, now: float | None = None) -> ExecutorToken | None:
         """The token `raw` names if it exists and its secret matches (revoked ones included:
-        the caller tells a revoked token from an unknown one)."""
+        the caller tells a revoked token from an unknown one). `now`: `time.monotonic()`."""
         # key_id is url-safe base64 and may itself contain "_", so cut it by length.
         head = f"{TOKEN_PREFIX}_"
         if not raw.startswith(head) or raw[len(head) + KEY_ID_CHARS:][:1] != "_":
@@ -103,9 +117,25 @@ class ExecutorToken(models.Model):
         secret = raw[len(head) + KEY_ID_CHARS + 1:]
         if not secret:
             return None
-        token = cls.objects.filter(key_id=key_id).first()
+        token = cls._read(key_id, now=time.monotonic() if now is None else now)
         if token is None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
             return None
+        return token
+
+    @classmethod
+    def _read(cls, key_id: str, *, now: float) -> ExecutorToken | None:
+        """The row of `key_id`, as read at most `TOKEN_CACHE_SECONDS` ago in this process."""
+        max_age = float(runboard_setting("TOKEN_CACHE_SECONDS", DEFAULT_TOKEN_CACHE_SECONDS))
+        remembered = _recently_read.get(key_id)
+        if remembered is not None and now - remembered[0] < max_age:
+            return remembered[1]
+        try:
+            token = cls.objects.get(key_id=key_id)
+        except cls.DoesNotExist:
+            _recently_read.pop(key_id, None)
+            return None
+        if max_age > 0:
+            _recently_read[key_id] = (now, token)
         return token
 
     def touch(self, *, now: datetime | None = None) -> None:
@@ -124,4 +154,5 @@ class ExecutorToken(models.Model):
         )
         if updated:
             self.revoked_at = now
+        _recently_read.pop(self.key_id, None)  # this process refuses it from the next call
         return bool(updated)

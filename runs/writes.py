@@ -77,7 +77,8 @@ def _insert_sql(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-def _typed_select(alias: str, model: type[Model], names: tuple[str, ...], rows: int) -> str:
+def _typed_select(alias: str, model: type[Model], names: tuple[str, ...], rows: int = 1,
+                  source: str = "moved") -> str:
     """`INSERT INTO t (…) SELECT CAST(%s AS type), … FROM moved [UNION ALL …]`, one SELECT per
     row: a value in a SELECT list has no column to take its type from, so each placeholder is
     cast to its column's type."""
@@ -86,7 +87,7 @@ def _typed_select(alias: str, model: type[Model], names: tuple[str, ...], rows: 
     fields = _fields(model, names)
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
-    selects = " UNION ALL ".join([f"SELECT {values} FROM moved"] * rows)
+    selects = " UNION ALL ".join([f"SELECT {values} FROM {source}"] * rows)
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {selects}"
 
 
@@ -137,6 +138,38 @@ def write_move(model: type[Model], alias: str, *, pk: Any, state: str, version: 
         for row in change_params:
             cursor.execute(_insert_sql(alias, change_model, CHANGE_COLUMNS), row)
         return True
+
+
+@lru_cache(maxsize=64)
+def _create_sql(alias: str, model: type[Model], names: tuple[str, ...],
+                audit_model: type[Model], change_model: type[Model]) -> str:
+    """PostgreSQL: INSERT … RETURNING feeding the audit and change-log INSERTs."""
+    return (f"WITH created AS ({_insert_sql(alias, model, names)} RETURNING 1), "
+            f"audited AS ({_typed_select(alias, audit_model, AUDIT_COLUMNS, source='created')}) "
+            + _typed_select(alias, change_model, CHANGE_COLUMNS, source="created"))
+
+
+def write_creation(model: type[Model], alias: str, *, values: dict[str, Any],
+                   audit: tuple[type[Model], dict[str, Any]],
+                   change: tuple[type[Model], dict[str, Any]]) -> None:
+    """INSERT a new row of `model` (`values` by field name) with its audit row and its
+    change-log row: one statement on PostgreSQL, three on SQLite.
+
+    Call inside a transaction: the three writes commit together or not at all.
+    """
+    connection = connections[alias]
+    names = tuple(values)
+    params = _params(model, names, values, connection)
+    audit_params = _params(audit[0], AUDIT_COLUMNS, audit[1], connection)
+    change_params = _params(change[0], CHANGE_COLUMNS, change[1], connection)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_create_sql(alias, model, names, audit[0], change[0]),
+                           params + audit_params + change_params)
+            return
+        cursor.execute(_insert_sql(alias, model, names), params)
+        cursor.execute(_insert_sql(alias, audit[0], AUDIT_COLUMNS), audit_params)
+        cursor.execute(_insert_sql(alias, change[0], CHANGE_COLUMNS), change_params)
 
 
 def insert_change(model: type[Model], alias: str, **row: Any) -> None:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
-from django.db import connections, router, transaction
-from django.db.models import QuerySet
+from django.db import router, transaction
 from django.utils import timezone
 
+from .. import reads
 from ..exceptions import InvalidInput, TransitionConflict, TransitionError, TransitionNotAllowed
 from ..lifecycle import SuspendedBy, exhausted_budget
 from ..models import Move, Run
-from ..queues import paused_queue_names
+from ..queues import QueuePause
 from ..states import RunState
 from .lookups import as_executor_error, get_run, holding, validate_budget
 
@@ -39,14 +38,16 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
         raise InvalidInput("limit and lease_seconds must be at least 1")
     now = timezone.now()
     leased: list[Run] = []
-    wanted = list(dict.fromkeys(queues)) if queues else []
     alias = router.db_for_write(Run)
     # No savepoint inside a caller's transaction (a worker leases its next run in the one that
     # records its last outcome): a lost compare-and-set writes nothing, and any database error
     # dooms the caller's transaction anyway; a savepoint would cost two round trips.
     with transaction.atomic(using=alias, savepoint=False):
-        candidates = list(Run.objects.using(alias).raw(
-            _candidates_sql(alias, len(wanted), limit), [RunState.READY.value, *wanted]))
+        # A paused queue's runs stay ready but are never handed out (runs/queues.py).
+        candidates = reads.lease_candidates(Run, alias, state=RunState.READY,
+                                            paused_model=QueuePause,
+                                            queues=list(queues) if queues else None,
+                                            limit=limit)
         moves = [Move(RunState.LEASED, changes={
             "lease_owner": executor, "lease_seconds": lease_seconds,
             "lease_expires_at": now + timedelta(seconds=lease_seconds)})]
@@ -58,30 +59,6 @@ def lease(*, executor: str, queues: Iterable[str] | None = None, limit: int = 1,
             except TransitionError:
                 continue  # another executor took it first
     return leased
-
-
-def _candidates(queues: list[str], alias: str) -> QuerySet[Run]:
-    # A paused queue's runs stay ready but are never handed out (runs/queues.py).
-    candidates = Run.objects.using(alias).filter(state=RunState.READY).exclude(
-        queue__in=paused_queue_names())  # a subquery: no round trip of its own
-    if queues:
-        candidates = candidates.filter(queue__in=queues)
-    candidates = candidates.order_by("-priority", "created_at", "id")
-    if connections[alias].features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True)
-    return candidates
-
-
-@lru_cache(maxsize=256)
-def _candidates_sql(alias: str, queue_count: int, limit: int) -> str:
-    """The lease's SELECT, compiled once per shape: compiling it through the ORM on every
-    lease cost a third of a worker's CPU per task. Its parameters are the state, then the
-    queues."""
-    queues = [f"queue-{i}" for i in range(queue_count)]
-    sql, params = _candidates(queues, alias)[:limit].query.get_compiler(alias).as_sql()
-    if [str(param) for param in params] != [RunState.READY.value, *queues]:
-        raise AssertionError(f"unexpected parameters of the lease's query: {params!r}")
-    return sql
 
 
 def start(run_id: Any, *, executor: str) -> Run:

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
+from django.db import router
 
+from .. import reads
 from ..exceptions import InvalidInput, LeaseLost, RunCanceled, RunNotFound, TransitionConflict
 from ..models import Run
 from ..states import RunState
@@ -22,9 +24,12 @@ CONFLICT_RETRIES = 5
 def get_run(run_id: Any) -> Run:
     """The run with this id, or `RunNotFound` (also for ids that are not UUIDs)."""
     try:
-        return Run.objects.get(pk=run_id)
-    except (Run.DoesNotExist, ValidationError, ValueError, TypeError):
-        raise RunNotFound(f"no run {run_id}", run_id=run_id) from None
+        run = reads.by_pk(Run, router.db_for_read(Run), run_id)
+    except (ValidationError, ValueError, TypeError):
+        run = None
+    if run is None:
+        raise RunNotFound(f"no run {run_id}", run_id=run_id)
+    return run
 
 
 def retrying_conflicts(run_id: Any, act: Callable[[Run], T]) -> T:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..exceptions import InvalidInput, TransitionNotAllowed
-from ..models import Run, Transition
+from ..models import Run
 from ..states import RunState
 from .lookups import get_run, validate_budget
 
@@ -75,9 +75,7 @@ def submit(
         state_changed_at=now,
         **backoff,
     )
-    run.save(force_insert=True, actor=actor, reason=reason)
-    Transition.objects.create(run=run, from_state="", to_state=run.state, at=now, actor=actor,
-                              reason=reason, attempt=0)
+    run.insert_audited(actor=actor, reason=reason)
     return run
 
 

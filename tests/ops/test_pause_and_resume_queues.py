@@ -30,7 +30,7 @@ def test_pausing_records_who_when_and_why(now):
 
     assert (pause.queue, pause.paused_by, pause.reason, pause.paused_at) == (
         "emails", "olga", "SMTP outage", now)
-    assert list(paused_queue_names()) == ["emails"]
+    assert paused_queue_names() == ["emails"]
     event = QueueEvent.objects.get()
     assert (event.queue, event.action, event.actor, event.reason, event.at) == (
         "emails", "pause", "olga", "SMTP outage", now)
@@ -41,7 +41,7 @@ def test_resuming_removes_the_pause_and_appends_to_the_trail():
 
     event = resume_queue(queue="emails", actor="omar", reason="SMTP back")
 
-    assert list(paused_queue_names()) == []
+    assert paused_queue_names() == []
     assert (event.action, event.actor, event.reason) == ("resume", "omar", "SMTP back")
     assert list(QueueEvent.objects.order_by("id").values_list("action", "actor")) == [
         ("pause", "olga"), ("resume", "omar")]
@@ -63,7 +63,7 @@ def test_the_resume_is_not_kept_when_its_audit_row_cannot_be_written():
             pytest.raises(RuntimeError):
         resume_queue(queue="emails", actor="olga")
 
-    assert list(paused_queue_names()) == ["emails"]
+    assert paused_queue_names() == ["emails"]
     assert QueueEvent.objects.count() == 1
 
 
@@ -108,7 +108,7 @@ def test_a_queue_without_ready_runs_can_still_be_paused():
 
     pause_queue(queue="emails", actor="olga")
 
-    assert list(paused_queue_names()) == ["emails"]
+    assert paused_queue_names() == ["emails"]
 
 
 def test_queue_events_are_append_only():

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from runs import services
 from runs.exceptions import InvalidInput
-from runs.models import Run
+from runs.models import Change, Run, Transition
 from runs.states import RunState
 from tests.runs.conftest import audit
 
@@ -58,3 +58,18 @@ def test_invalid_submissions_are_refused_and_create_nothing(arguments):
         services.submit(**arguments)
     assert refused.value.code == "invalid"
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_run_its_audit_row_and_its_change_row_are_what_the_instance_says():
+    run = services.submit(name="report", queue="mail", payload={"x": 1}, rerun_of=None,
+                          actor="ann")
+    stored = Run.objects.get(pk=run.pk)
+    fields = [field.attname for field in Run._meta.concrete_fields]
+    assert [getattr(stored, name) for name in fields] == [getattr(run, name) for name in fields]
+    assert list(Transition.objects.filter(run=run).values_list(
+        "from_state", "to_state", "actor", "reason", "attempt", "at")) == [
+        ("", RunState.READY, "ann", "submitted", 0, run.created_at)]
+    assert list(Change.objects.filter(run_id=run.pk).values_list(
+        "kind", "version", "to_state", "queue", "name", "actor")) == [
+        (Change.CREATED, 1, RunState.READY, "mail", "report", "ann")]

@@ -13,11 +13,34 @@ import logging
 import sys
 from typing import Any
 
+from daphne.http_protocol import HTTPFactory, WebRequest
 from django.core.management.base import BaseCommand, CommandParser
 
 logger = logging.getLogger(__name__)
 
 READY_LINE = "Runboard serving on"
+
+
+class RunboardRequest(WebRequest):
+    """daphne's request, without Twisted's parsing of form bodies into `request.args`, which
+    daphne never reads (Django parses bodies itself). For it Twisted parsed the Content-Type
+    of every POST with the `email` package: 6 % of the server's CPU under executor load."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+
+class RunboardHTTPFactory(HTTPFactory):
+    """daphne's HTTP factory, making `RunboardRequest`s."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = RunboardRequest
+        return protocol
+
+
+# `Server.run` builds its HTTP factory from this module global (daphne has no option for it).
+daphne.server.HTTPFactory = RunboardHTTPFactory
 
 
 class RunboardServer(daphne.server.Server):
