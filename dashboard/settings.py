@@ -104,6 +104,12 @@ else:
     # a fifth of an API request's time (benchmarks/api_executor_cycle.py). psycopg's pool
     # hands connections back when Django closes them at the end of each request. Its size
     # bounds this process's connections; DB_POOL_MAX_SIZE=0 turns the pool off.
+    # The few statements Runboard writes itself (`runs/prepared.py`) are prepared once per
+    # connection: Django's client-side binding (every ORM query) never prepares, whatever the
+    # threshold. Django leaves preparing off for poolers such as PgBouncer in transaction mode:
+    # behind one, set DB_PREPARED_STATEMENTS=0.
+    if os.environ.get("DB_PREPARED_STATEMENTS", "1") != "0":
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 1
     POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "16"))
     if POOL_MAX_SIZE:
         DATABASES["default"]["OPTIONS"]["pool"] = {

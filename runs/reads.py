@@ -18,6 +18,8 @@ from typing import Any
 from django.db import connections
 from django.db.models import Model
 
+from . import prepared
+
 Converter = Callable[[Any, Any, Any], Any]
 
 
@@ -70,7 +72,7 @@ def by_pk(model: type[Model], alias: str, pk: Any) -> Any:
     the ORM's `get(pk=…)` raises (`ValidationError` for a malformed UUID)."""
     connection = connections[alias]
     value = model._meta.pk.get_db_prep_value(pk, connection, prepared=False)
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(_by_pk_sql(alias, model), [value])
         rows = cursor.fetchall()
     found = _instances(model, alias, rows)
@@ -104,7 +106,7 @@ def lease_candidates(model: type[Model], alias: str, *, state: str, paused_model
     lock = connection.features.has_select_for_update_skip_locked
     sql = _candidates_sql(alias, model, paused_model, len(queues) if queues else None,
                           limit, lock)
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(sql, [str(state), *(queues or ())])
         rows = cursor.fetchall()
     return _instances(model, alias, rows)

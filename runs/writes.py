@@ -24,6 +24,8 @@ from typing import Any
 from django.db import connections, models
 from django.db.models import Field, Model
 
+from . import prepared
+
 AUDIT_COLUMNS = ("run", "from_state", "to_state", "at", "actor", "reason", "attempt")
 CHANGE_COLUMNS = ("run_id", "version", "kind", "from_state", "to_state", "queue", "name", "at",
                   "actor", "reason")
@@ -121,7 +123,7 @@ def write_move(model: type[Model], alias: str, *, pk: Any, state: str, version: 
     audit_params = [_params(audit_model, AUDIT_COLUMNS, row, connection) for row in audit_rows]
     change_params = [_params(change_model, CHANGE_COLUMNS, row, connection)
                      for row in change_rows]
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         if connection.vendor == "postgresql":
             sql = _move_sql(alias, model, names, audit_model, len(audit_rows), change_model,
                             len(change_rows))
@@ -162,7 +164,7 @@ def write_creation(model: type[Model], alias: str, *, values: dict[str, Any],
     params = _params(model, names, values, connection)
     audit_params = _params(audit[0], AUDIT_COLUMNS, audit[1], connection)
     change_params = _params(change[0], CHANGE_COLUMNS, change[1], connection)
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_create_sql(alias, model, names, audit[0], change[0]),
                            params + audit_params + change_params)
