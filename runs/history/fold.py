@@ -56,30 +56,43 @@ Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, mea
 def fold(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH, using: str | None = None) -> int:
     """Fold the next `limit` committed change-log rows; return how many were folded."""
     alias = using or router.db_for_write(Rollup)
-    initialize(name=name, using=alias)
-    with transaction.atomic(using=alias):
-        cursor = (FoldCursor.objects.using(alias).select_for_update().get(name=name))
-        position = Position(cursor.txid, cursor.change_id)
-        rows = read_moves_after(position, limit=limit, using=alias)
-        if not rows:
-            # Idle is not behind: keep the reader row fresh so pruning does not warn.
-            ChangeReader.objects.using(alias).filter(
-                name=READER_PREFIX + name, seen_at__lt=_now() - IDLE_NOTE_INTERVAL,
-            ).update(seen_at=_now())
-            return 0
-        baseline = baseline_of(cursor)
-        folding = _Folding(alias, baseline)
-        folding.take(rows)
-        folding.write()
-        reached = Position(rows[-1][0], rows[-1][1])
-        if baseline is not None and baseline.passed_by(reached):
-            baseline = None
-        FoldCursor.objects.using(alias).filter(name=name).update(
-            txid=reached.txid, change_id=reached.id, folded_at=_now(),
-            baseline=_snapshot_json(baseline) if baseline else None)
-        upsert(alias=alias, model=ChangeReader, keys=("name",),
-               rows=[(READER_PREFIX + name, reached.txid, reached.id, microseconds(_now()))],
-               replaced=("txid", "change_id", "seen_at"))
+    for attempt in range(2):
+        with transaction.atomic(using=alias):
+            # Locked: a second clock waits here for this one's commit, then reads after it.
+            cursor = (FoldCursor.objects.using(alias).select_for_update()
+                      .filter(name=name, initialized=True).first())
+            if cursor is not None:
+                return _fold_after(cursor, alias=alias, limit=limit)
+        if attempt == 0:
+            # Before the very first fold only (outside a transaction: see `initialize`).
+            initialize(name=name, using=alias)
+    raise RuntimeError(f"the history fold {name!r} could not be counted")
+
+
+def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
+    """Fold up to `limit` rows after the locked `cursor` and move it past them."""
+    name = cursor.name
+    position = Position(cursor.txid, cursor.change_id)
+    rows = read_moves_after(position, limit=limit, using=alias)
+    if not rows:
+        # Idle is not behind: keep the reader row fresh so pruning does not warn.
+        ChangeReader.objects.using(alias).filter(
+            name=READER_PREFIX + name, seen_at__lt=_now() - IDLE_NOTE_INTERVAL,
+        ).update(seen_at=_now())
+        return 0
+    baseline = baseline_of(cursor)
+    folding = _Folding(alias, baseline)
+    folding.take(rows)
+    folding.write()
+    reached = Position(rows[-1][0], rows[-1][1])
+    if baseline is not None and baseline.passed_by(reached):
+        baseline = None
+    FoldCursor.objects.using(alias).filter(name=name).update(
+        txid=reached.txid, change_id=reached.id, folded_at=_now(),
+        baseline=_snapshot_json(baseline) if baseline else None)
+    upsert(alias=alias, model=ChangeReader, keys=("name",),
+           rows=[(READER_PREFIX + name, reached.txid, reached.id, microseconds(_now()))],
+           replaced=("txid", "change_id", "seen_at"))
     return len(rows)
 
 
