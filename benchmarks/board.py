@@ -3,8 +3,11 @@
     .venv/bin/python benchmarks/board.py                 # 1,000,000 runs on PostgreSQL
     .venv/bin/python benchmarks/board.py --runs 100000   # a quicker pass while developing
     .venv/bin/python benchmarks/board.py --keep          # leave runboard_bench for poking at
+    .venv/bin/python benchmarks/board.py --database runboard_bench_fold --reuse --only-history
+                                                         # fill once, then time again and again
 
-Creates its own database `runboard_bench` (dropped at the end unless --keep) on the server of
+Creates its own database `runboard_bench` (dropped at the end unless --keep; `--database` names
+another, so that two benchmarks never share one) on the server of
 BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), migrates it, fills it
 with set-based SQL (generate_series, not ORM saves) spread over the nine states, ANALYZEs, then
 times each request in-process through Django's test client: server time including middleware,
@@ -44,19 +47,27 @@ def database_url(name: str) -> str:
     return urlunparse(parsed._replace(path=f"/{name}"))
 
 
-def recreate_database() -> None:
+def recreate_database(name: str) -> None:
     import psycopg
 
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
 
 
-def drop_database() -> None:
+def database_exists(name: str) -> bool:
     import psycopg
 
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            [name]).fetchone() is not None
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def state_case() -> str:
@@ -164,11 +175,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--only-history", action="store_true",
                         help="skip the run list, run page and admin timings")
-    parser.add_argument("--keep", action="store_true", help="do not drop runboard_bench")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help=f"the database to create and fill (default {BENCH_DB})")
+    parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time a database a --keep or --reuse run left filled instead of "
+                             "filling it again (implies --keep)")
     args = parser.parse_args()
+    if not args.database.isidentifier():
+        parser.error(f"--database {args.database!r}: letters, digits and _ only")
+    args.keep = args.keep or args.reuse
+    args.reuse = args.reuse and database_exists(args.database)
 
-    recreate_database()
-    os.environ["DATABASE_URL"] = database_url(BENCH_DB)
+    if not args.reuse:
+        recreate_database(args.database)
+    os.environ["DATABASE_URL"] = database_url(args.database)
     os.environ.pop("REDIS_URL", None)  # in-memory layer: announcements stay in this process
     os.environ.setdefault("SECRET_KEY", "benchmark-only-secret")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
@@ -180,7 +201,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            drop_database()
+            drop_database(args.database)
 
 
 def run_benchmark(args: argparse.Namespace) -> None:
@@ -202,24 +223,30 @@ def run_benchmark(args: argparse.Namespace) -> None:
     from runs import services
     from runs.listing import PAGE_SIZE, Cursor
 
-    started = time.perf_counter()
-    fill(args.runs, args.days)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM runs_transition")
-        transitions = cursor.fetchone()[0]
-    print(f"filled {args.runs:,} runs (+ {transitions:,} audit rows over {args.days} days) in "
-          f"{time.perf_counter() - started:.1f} s")
-    started = time.perf_counter()
-    rollups = fill_history()
-    print(f"filled the history ({rollups:,} rollup rows, totals, entries, cursor) in "
-          f"{time.perf_counter() - started:.1f} s")
+    if args.reuse:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM runs_run")
+            print(f"reusing {args.database} ({cursor.fetchone()[0]:,} runs): no fill")
+    else:
+        started = time.perf_counter()
+        fill(args.runs, args.days)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM runs_transition")
+            transitions = cursor.fetchone()[0]
+        print(f"filled {args.runs:,} runs (+ {transitions:,} audit rows over {args.days} days) "
+              f"in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        rollups = fill_history()
+        print(f"filled the history ({rollups:,} rollup rows, totals, entries, cursor) in "
+              f"{time.perf_counter() - started:.1f} s")
 
     # Runs with a real life, through the services, for the run page.
     lived = services.submit(name="bench-lived", queue="q0", max_attempts=3)
     services.cancel(lived.pk, actor="bench", reason="benchmark")
     queued = services.submit(name="bench-queued", queue="q1", priority=-1)
 
-    user = User.objects.create_superuser("bench", password="bench-password-1")
+    user = (User.objects.filter(username="bench").first()
+            or User.objects.create_superuser("bench", password="bench-password-1"))
     client = Client()
     client.force_login(user)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -100,7 +100,9 @@ def _aware(value: Any) -> datetime:
 
 def _rows(cursor: Any) -> list[LogRow]:
     return [
-        LogRow(position=Position(int(txid), int(change_id)), run_id=str(UUID(str(run_id))),
+        LogRow(position=Position(int(txid), int(change_id)),
+               # PostgreSQL hands back UUIDs, SQLite 32 hex digits.
+               run_id=str(run_id if isinstance(run_id, UUID) else UUID(str(run_id))),
                version=version, kind=kind, from_state=source, to_state=target, queue=queue,
                name=name, at=_aware(at), actor=actor, reason=reason)
         for txid, change_id, run_id, version, kind, source, target, queue, name, at, actor,
@@ -108,26 +110,51 @@ def _rows(cursor: Any) -> list[LogRow]:
     ]
 
 
+def _after(alias: str, columns: str, position: Position, limit: int,
+           until: Position | None) -> tuple[str, list[Any]]:
+    """The query for up to `limit` committed rows after `position`, `columns` first."""
+    table = _table(alias)
+    if connections[alias].vendor == "postgresql":
+        bound = "AND (txid, id) <= (%s::xid8, %s) " if until is not None else ""
+        return (f"SELECT {_TXID}, {columns} FROM {table} "
+                f"WHERE (txid, id) > (%s::xid8, %s) {bound}AND {_WATERMARK} {_ORDERED} LIMIT %s",
+                [str(position.txid), position.id,
+                 *([str(until.txid), until.id] if until is not None else []), limit])
+    bound = "AND id <= %s " if until is not None else ""
+    return (f"SELECT 0, {columns} FROM {table} WHERE id > %s {bound}ORDER BY id LIMIT %s",
+            [position.id, *([until.id] if until is not None else []), limit])
+
+
 def read_after(position: Position, *, limit: int, until: Position | None = None,
                using: str | None = None) -> list[LogRow]:
     """Up to `limit` committed rows after `position` (and at or before `until`), in order."""
     alias = using or _alias()
-    postgres = connections[alias].vendor == "postgresql"
-    table = _table(alias)
     with connections[alias].cursor() as cursor:
-        if postgres:
-            bound = "AND (txid, id) <= (%s::xid8, %s) " if until is not None else ""
-            cursor.execute(
-                f"SELECT {_TXID}, {COLUMNS} FROM {table} "
-                f"WHERE (txid, id) > (%s::xid8, %s) {bound}AND {_WATERMARK} {_ORDERED} LIMIT %s",
-                [str(position.txid), position.id,
-                 *([str(until.txid), until.id] if until is not None else []), limit])
-        else:
-            bound = "AND id <= %s " if until is not None else ""
-            cursor.execute(
-                f"SELECT 0, {COLUMNS} FROM {table} WHERE id > %s {bound}ORDER BY id LIMIT %s",
-                [position.id, *([until.id] if until is not None else []), limit])
+        cursor.execute(*_after(alias, COLUMNS, position, limit, until))
         return _rows(cursor)
+
+
+# What a move is to a consumer that only counts it: (txid, id, run id, version, kind, from
+# state, to state, queue, name, at in microseconds since the epoch).
+Move = tuple[int, int, str, int, str, str, str, str, str, int]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def read_moves_after(position: Position, *, limit: int, using: str | None = None) -> list[Move]:
+    """`read_after` as plain tuples, for a consumer of thousands of rows (the history fold):
+    making a `LogRow`, a UUID and an aware datetime of each row cost more than the query."""
+    alias = using or _alias()
+    if connections[alias].vendor == "postgresql":
+        columns = ("id, run_id::text, version, kind, from_state, to_state, queue, name, "
+                   "(extract(epoch FROM at) * 1000000)::bigint")
+        with connections[alias].cursor() as cursor:
+            cursor.execute(*_after(alias, columns, position, limit, None))
+            return cursor.fetchall()
+    return [(row.position.txid, row.position.id, row.run_id, row.version, row.kind,
+             row.from_state, row.to_state, row.queue, row.name,
+             (row.at - _EPOCH) // _MICROSECOND)
+            for row in read_after(position, limit=limit, using=alias)]
 
 
 def head(*, using: str | None = None) -> Position:

@@ -22,23 +22,24 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import Count
 
 from runs.audit import Transition
 from runs.changelog.models import Change, ChangeReader
-from runs.changelog.reader import LogRow, Position, Snapshot, consistent_read, read_after
+from runs.changelog.reader import Move, Position, Snapshot, consistent_read, read_moves_after
 from runs.models import Run
 from runs.states import RunState
 
 from .buckets import ALL_TIME, GRAINS, MINUTE, latency_bucket
 from .counts import baseline_of
 from .models import ALL, FoldCursor, Rollup, RunEntry, StateTotal
+from .upserts import delete_by_key, microseconds, moment_of, select_by_key, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ READER_PREFIX = "fold:"  # change-log readers with this prefix are folds (see pr
 FOLD_BATCH = 1_000
 IDLE_NOTE_INTERVAL = timedelta(minutes=1)
 TERMINAL = frozenset(str(state) for state in RunState if state.is_terminal)
-# Rows per multi-row INSERT: SQLite's old limit is 999 bound variables.
-CHUNK = {"postgresql": 1_000, "sqlite": 100}
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of the all-time bucket
 Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, measure, bucket
@@ -57,30 +56,43 @@ Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, mea
 def fold(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH, using: str | None = None) -> int:
     """Fold the next `limit` committed change-log rows; return how many were folded."""
     alias = using or router.db_for_write(Rollup)
-    initialize(name=name, using=alias)
-    with transaction.atomic(using=alias):
-        cursor = (FoldCursor.objects.using(alias).select_for_update().get(name=name))
-        position = Position(cursor.txid, cursor.change_id)
-        rows = read_after(position, limit=limit, using=alias)
-        if not rows:
-            # Idle is not behind: keep the reader row fresh so pruning does not warn.
-            ChangeReader.objects.using(alias).filter(
-                name=READER_PREFIX + name, seen_at__lt=_now() - IDLE_NOTE_INTERVAL,
-            ).update(seen_at=_now())
-            return 0
-        baseline = baseline_of(cursor)
-        folding = _Folding(alias, baseline)
-        folding.take(rows)
-        folding.write()
-        reached = rows[-1].position
-        if baseline is not None and baseline.passed_by(reached):
-            baseline = None
-        FoldCursor.objects.using(alias).filter(name=name).update(
-            txid=reached.txid, change_id=reached.id, folded_at=_now(),
-            baseline=_snapshot_json(baseline) if baseline else None)
-        ChangeReader.objects.using(alias).update_or_create(
-            name=READER_PREFIX + name,
-            defaults={"txid": reached.txid, "change_id": reached.id, "seen_at": _now()})
+    for attempt in range(2):
+        with transaction.atomic(using=alias):
+            # Locked: a second clock waits here for this one's commit, then reads after it.
+            cursor = (FoldCursor.objects.using(alias).select_for_update()
+                      .filter(name=name, initialized=True).first())
+            if cursor is not None:
+                return _fold_after(cursor, alias=alias, limit=limit)
+        if attempt == 0:
+            # Before the very first fold only (outside a transaction: see `initialize`).
+            initialize(name=name, using=alias)
+    raise RuntimeError(f"the history fold {name!r} could not be counted")
+
+
+def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
+    """Fold up to `limit` rows after the locked `cursor` and move it past them."""
+    name = cursor.name
+    position = Position(cursor.txid, cursor.change_id)
+    rows = read_moves_after(position, limit=limit, using=alias)
+    if not rows:
+        # Idle is not behind: keep the reader row fresh so pruning does not warn.
+        ChangeReader.objects.using(alias).filter(
+            name=READER_PREFIX + name, seen_at__lt=_now() - IDLE_NOTE_INTERVAL,
+        ).update(seen_at=_now())
+        return 0
+    baseline = baseline_of(cursor)
+    folding = _Folding(alias, baseline)
+    folding.take(rows)
+    folding.write()
+    reached = Position(rows[-1][0], rows[-1][1])
+    if baseline is not None and baseline.passed_by(reached):
+        baseline = None
+    FoldCursor.objects.using(alias).filter(name=name).update(
+        txid=reached.txid, change_id=reached.id, folded_at=_now(),
+        baseline=_snapshot_json(baseline) if baseline else None)
+    upsert(alias=alias, model=ChangeReader, keys=("name",),
+           rows=[(READER_PREFIX + name, reached.txid, reached.id, microseconds(_now()))],
+           replaced=("txid", "change_id", "seen_at"))
     return len(rows)
 
 
@@ -138,148 +150,134 @@ def _now() -> datetime:
 
 
 class _Folding:
-    """The increments of one batch, gathered in memory and written in a few statements."""
+    """The increments of one batch, gathered in memory and written in a few statements.
+
+    Works on plain tuples and integer microseconds (`read_moves_after`): at a thousand rows a
+    batch, objects and aware datetimes per row cost more than the writes."""
 
     def __init__(self, alias: str, baseline: Snapshot | None):
         self.alias = alias
         self.baseline = baseline
-        self.increments: dict[Key, list[int]] = defaultdict(lambda: [0, 0])
+        self.increments: dict[Key, list[int]] = {}
         self.totals: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.entries: dict[str, tuple[str, datetime, int] | None] = {}
+        # run id → (state, entered at in epoch µs, version), None once finished or deleted
+        self.entries: dict[str, tuple[str, int, int] | None] = {}
+        self.stored: frozenset[str] = frozenset()  # runs with a RunEntry row before the batch
         self.changed_entries: set[str] = set()
 
-    def take(self, rows: Iterable[LogRow]) -> None:
-        rows = list(rows)
-        self.entries = {
-            str(run_id): (state, entered_at, version) for run_id, state, entered_at, version in
-            RunEntry.objects.using(self.alias)
-            .filter(run_id__in={row.run_id for row in rows if row.kind != Change.UPDATE})
-            .values_list("run_id", "state", "entered_at", "version")
-        }
+    def take(self, rows: list[Move]) -> None:
+        stored = select_by_key(
+            alias=self.alias, model=RunEntry, key="run_id",
+            values=list({row[2] for row in rows if row[4] != Change.UPDATE}),
+            columns=("run_id", "state", "entered_at", "version"))
+        self.entries = {run_id: (state, entered, version)
+                        for run_id, state, entered, version in stored}
+        self.stored = frozenset(self.entries)
         for row in rows:
             self._take(row)
 
-    def _take(self, row: LogRow) -> None:
-        counted = self.baseline is None or not self.baseline.includes(row.position)
-        source, target = row.from_state, row.to_state
-        if row.kind == Change.CREATED:
-            self._add(row, "submitted")
-            self._add(row, f"in:{target}")
+    def _take(self, row: Move) -> None:
+        txid, change_id, run_id, version, kind, source, target, queue, name, at = row
+        if kind == Change.UPDATE:
+            return
+        counted = (self.baseline is None
+                   or not self.baseline.includes(Position(txid, change_id)))
+        # Every increment of this row lands in one minute: the bucket math is done once.
+        add = self._adder(at // 60_000_000 * MINUTE, queue, name)
+        if kind == Change.CREATED:
+            add("submitted")
+            add(f"in:{target}")
             if counted:
-                self.totals[(row.queue, row.name, target)] += 1
-            self._enter(row, target)
-        elif row.kind == Change.TRANSITION and source != target:
-            self._add(row, f"out:{source}")
-            self._add(row, f"in:{target}")
+                self.totals[(queue, name, target)] += 1
+            self._enter(run_id, version, target, at)
+        elif kind == Change.TRANSITION and source != target:
+            add(f"out:{source}")
+            add(f"in:{target}")
             if counted:
-                self.totals[(row.queue, row.name, source)] -= 1
-                self.totals[(row.queue, row.name, target)] += 1
-            entered = self._entered(row)
+                self.totals[(queue, name, source)] -= 1
+                self.totals[(queue, name, target)] += 1
+            entered = self._entered(run_id, version, source, at)
             if entered is not None:
-                milliseconds = max(0, round((row.at - entered).total_seconds() * 1000))
-                self._latency(row, f"dwell:{source}", milliseconds)
+                # As `round(timedelta.total_seconds() * 1000)` would round it.
+                milliseconds = max(0, round((at - entered) / 1_000_000 * 1000))
+                bucket = latency_bucket(milliseconds)
+                add(f"dwell:{source}", bucket, milliseconds)
                 if source == RunState.READY and target == RunState.LEASED:
-                    self._latency(row, "wait", milliseconds)
+                    add("wait", bucket, milliseconds)
                 if source == RunState.RUNNING and target in TERMINAL:
-                    self._latency(row, "run", milliseconds)
-            self._enter(row, target)
-        elif row.kind == Change.DELETED:
-            self._add(row, f"out:{source}")
+                    add("run", bucket, milliseconds)
+            self._enter(run_id, version, target, at)
+        elif kind == Change.DELETED:
+            add(f"out:{source}")
             if counted:
-                self.totals[(row.queue, row.name, source)] -= 1
-            self.entries[row.run_id] = None
-            self.changed_entries.add(row.run_id)
+                self.totals[(queue, name, source)] -= 1
+            self.entries[run_id] = None
+            self.changed_entries.add(run_id)
 
-    def _add(self, row: LogRow, measure: str, bucket: int = 0, milliseconds: int = 0) -> None:
-        minute = int(row.at.timestamp()) // MINUTE * MINUTE
-        counter = self.increments[(minute, row.queue, row.name, measure, bucket)]
-        counter[0] += 1
-        counter[1] += milliseconds
+    def _adder(self, minute: int, queue: str, name: str) -> Callable[..., None]:
+        increments = self.increments
 
-    def _latency(self, row: LogRow, measure: str, milliseconds: int) -> None:
-        self._add(row, measure, latency_bucket(milliseconds), milliseconds)
+        def add(measure: str, bucket: int = 0, milliseconds: int = 0) -> None:
+            key = (minute, queue, name, measure, bucket)
+            counter = increments.get(key)
+            if counter is None:
+                increments[key] = [1, milliseconds]
+            else:
+                counter[0] += 1
+                counter[1] += milliseconds
+        return add
 
-    def _entered(self, row: LogRow) -> datetime | None:
-        held = self.entries.get(row.run_id)
-        if held is not None and held[0] == row.from_state and held[2] < row.version:
+    def _entered(self, run_id: str, version: int, source: str, at: int) -> int | None:
+        held = self.entries.get(run_id)
+        if held is not None and held[0] == source and held[2] < version:
             return held[1]
         # Unknown to the fold, or read out of version order: ask the audit trail.
-        return (Transition.objects.using(self.alias)
-                .filter(run_id=row.run_id, to_state=row.from_state, at__lte=row.at)
-                .order_by("-id").values_list("at", flat=True).first())
+        entered = (Transition.objects.using(self.alias)
+                   .filter(run_id=run_id, to_state=source, at__lte=moment_of(at))
+                   .order_by("-id").values_list("at", flat=True).first())
+        return None if entered is None else microseconds(entered)
 
-    def _enter(self, row: LogRow, state: str) -> None:
-        held = self.entries.get(row.run_id)
-        if held is not None and held[2] > row.version:
+    def _enter(self, run_id: str, version: int, state: str, at: int) -> None:
+        held = self.entries.get(run_id)
+        if held is not None and held[2] > version:
             return  # a newer row of this run was folded first: keep what it recorded
-        self.entries[row.run_id] = None if state in TERMINAL else (state, row.at, row.version)
-        self.changed_entries.add(row.run_id)
+        self.entries[run_id] = None if state in TERMINAL else (state, at, version)
+        self.changed_entries.add(run_id)
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self) -> None:
-        expanded: dict[tuple[int, str, str, datetime, str, int], list[int]] = defaultdict(
-            lambda: [0, 0])
+    def rollup_rows(self) -> list[tuple[Any, ...]]:
+        """The batch's increments for every grain and dimension, one row per rollup key (an
+        upsert may not touch a row twice)."""
+        expanded: dict[tuple[int, str, str, int, str, int], list[int]] = {}
         for (minute, queue, name, measure, bucket), (count, total) in self.increments.items():
-            for grain in GRAINS:
-                start = datetime.fromtimestamp(minute // grain * grain, tz=UTC)
-                for dims in ((queue, name), (queue, ALL), (ALL, ALL)):
-                    counter = expanded[(grain, *dims, start, measure, bucket)]
+            for key in (*((grain, dims[0], dims[1], minute - minute % grain, measure, bucket)
+                          for grain in GRAINS
+                          for dims in ((queue, name), (queue, ALL), (ALL, ALL))),
+                        (ALL_TIME, ALL, ALL, 0, measure, bucket)):
+                counter = expanded.get(key)
+                if counter is None:
+                    expanded[key] = [count, total]
+                else:
                     counter[0] += count
                     counter[1] += total
-            counter = expanded[(ALL_TIME, ALL, ALL, EPOCH, measure, bucket)]
-            counter[0] += count
-            counter[1] += total
-        self._upsert(Rollup, ("grain", "queue", "name", "start", "measure", "bucket"),
-                     [(*key, count, total) for key, (count, total) in expanded.items()],
-                     ("count", "total_ms"))
-        self._upsert(StateTotal, ("queue", "name", "state"),
-                     [(*key, delta) for key, delta in self.totals.items() if delta],
-                     ("count",))
-        gone = [run_id for run_id in self.changed_entries if self.entries.get(run_id) is None]
-        if gone:
-            RunEntry.objects.using(self.alias).filter(run_id__in=gone).delete()
-        kept = [RunEntry(run_id=run_id, state=held[0], entered_at=held[1], version=held[2])
-                for run_id in self.changed_entries
-                if (held := self.entries.get(run_id)) is not None]
-        if kept:
-            RunEntry.objects.using(self.alias).bulk_create(
-                kept, update_conflicts=True, unique_fields=["run_id"],
-                update_fields=["state", "entered_at", "version"])
+        return [(grain, queue, name, start * 1_000_000, measure, bucket, count, total)
+                for (grain, queue, name, start, measure, bucket), (count, total)
+                in expanded.items()]
 
-    def _upsert(self, model: type, keys: tuple[str, ...], rows: list[tuple[Any, ...]],
-                added: tuple[str, ...]) -> None:
-        """INSERT … ON CONFLICT (keys) DO UPDATE SET column = column + new, for every
-        `added` column: counters only ever add (PostgreSQL and SQLite ≥ 3.24)."""
-        if not rows:
-            return
-        connection = connections[self.alias]
-        quote = connection.ops.quote_name
-        table = quote(model._meta.db_table)
-        columns = (*keys, *added)
-        fields = [model._meta.get_field(column) for column in columns]
-        updates = ", ".join(f"{quote(column)} = {table}.{quote(column)} + excluded.{quote(column)}"
-                            for column in added)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One array per column, whatever the number of rows: a VALUES list of a few
-                # thousand rows spent more time in client-side query building and per-value
-                # preparation than PostgreSQL spent upserting (230 → see README Benchmarks).
-                arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-                cursor.execute(
-                    f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-                    f"SELECT * FROM unnest({arrays}) ON CONFLICT "
-                    f"({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}",
-                    [list(column) for column in zip(*rows, strict=True)])
-                return
-            size = CHUNK.get(connection.vendor, 100)
-            for offset in range(0, len(rows), size):
-                chunk = rows[offset:offset + size]
-                placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"]
-                                         * len(chunk))
-                params = [field.get_db_prep_save(value, connection)
-                          for row in chunk for field, value in zip(fields, row, strict=True)]
-                cursor.execute(
-                    f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-                    f"VALUES {placeholders} ON CONFLICT "
-                    f"({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}", params)
+    def write(self) -> None:
+        upsert(alias=self.alias, model=Rollup,
+               keys=("grain", "queue", "name", "start", "measure", "bucket"),
+               rows=self.rollup_rows(), added=("count", "total_ms"))
+        upsert(alias=self.alias, model=StateTotal, keys=("queue", "name", "state"),
+               rows=[(*key, delta) for key, delta in self.totals.items() if delta],
+               added=("count",))
+        # Only runs that had a row lose it: a run that entered and finished within the batch
+        # never had one.
+        delete_by_key(alias=self.alias, model=RunEntry, key="run_id", values=[
+            run_id for run_id in self.changed_entries
+            if run_id in self.stored and self.entries.get(run_id) is None])
+        upsert(alias=self.alias, model=RunEntry, keys=("run_id",), rows=[
+            (run_id, *held) for run_id in self.changed_entries
+            if (held := self.entries.get(run_id)) is not None],
+            replaced=("state", "entered_at", "version"))
