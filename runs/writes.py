@@ -18,8 +18,10 @@ trips to save: one statement per row.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 from django.db import connections, models
 from django.db.models import Field, Model
@@ -47,6 +49,12 @@ def _needs_prep(model: type[Model], names: tuple[str, ...]) -> tuple[bool, ...]:
                  for field in _fields(model, names))
 
 
+def _passes_as_is(value: Any, connection: Any) -> bool:
+    """On PostgreSQL Django hands aware datetimes and UUIDs to psycopg unchanged."""
+    return connection.vendor == "postgresql" and (
+        isinstance(value, UUID) or (isinstance(value, datetime) and value.tzinfo is not None))
+
+
 def _params(model: type[Model], names: tuple[str, ...], row: dict[str, Any],
             connection: Any) -> list[Any]:
     params = []
@@ -54,6 +62,8 @@ def _params(model: type[Model], names: tuple[str, ...], row: dict[str, Any],
         value = row[field.name]
         if isinstance(value, enum.Enum):  # RunState and friends: the plain value
             value = value.value
+        if prep and not field.is_relation and _passes_as_is(value, connection):
+            prep = False
         params.append(field.get_db_prep_save(value, connection) if prep else value)
     return params
 
