@@ -94,14 +94,16 @@ def _candidates_sql(alias: str, model: type[Model], paused_model: type[Model],
     return (f"{_select(alias, model)} WHERE {' AND '.join(where)} "
             f"ORDER BY {table}.{quote('priority')} DESC, {table}.{quote('created_at')} ASC, "
             f"{table}.{quote('id')} ASC LIMIT {int(limit)}"
-            + (" FOR UPDATE SKIP LOCKED" if lock else ""))
+            + (" FOR NO KEY UPDATE SKIP LOCKED" if lock else ""))
 
 
 def lease_candidates(model: type[Model], alias: str, *, state: str, paused_model: type[Model],
                      queues: Sequence[str] | None, limit: int) -> list[Any]:
     """Up to `limit` runs in `state` outside the queues `paused_model` lists (and inside
     `queues` when given): higher priority first, then oldest. Where the database can, they
-    are locked FOR UPDATE SKIP LOCKED until the surrounding transaction ends."""
+    are locked FOR NO KEY UPDATE SKIP LOCKED until the surrounding transaction ends (the lock
+    an UPDATE that keeps the key takes: it does not block the foreign-key checks of audit rows
+    other transactions insert for these runs)."""
     connection = connections[alias]
     lock = connection.features.has_select_for_update_skip_locked
     sql = _candidates_sql(alias, model, paused_model, len(queues) if queues else None,
