@@ -1,9 +1,10 @@
 """The fold: one cursor-driven step that turns change-log rows into rollups and exact totals.
 
 Each call locks its cursor row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite serializes
-writers at BEGIN), reads the next rows after it with the commit-safe reader, adds their
-increments to `Rollup` / `StateTotal`, records when each run entered its new state, and moves
-the cursor, all in one transaction. Two clocks folding at once therefore fold every row
+writers at BEGIN), reads the next rows after it with the commit-safe reader, appends their
+increments per minute and (queue, name) to `RollupDelta` (merged into `Rollup` by
+`compaction`), adds them to `StateTotal`, records when each run entered its new state, and
+moves the cursor, all in one transaction. Two clocks folding at once therefore fold every row
 exactly once: the second waits for the first's commit and then reads after the cursor the
 first one left.
 
@@ -21,6 +22,7 @@ run's newest `Transition` into that state up to the move, an index walk on
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict
@@ -36,10 +38,11 @@ from runs.changelog.reader import Move, Position, Snapshot, consistent_read, rea
 from runs.models import Run
 from runs.states import RunState
 
-from .buckets import ALL_TIME, GRAINS, MINUTE, latency_bucket
+from .buckets import MINUTE, latency_bucket
+from .compaction import compact
 from .counts import baseline_of
-from .models import ALL, FoldCursor, Rollup, RunEntry, StateTotal
-from .upserts import delete_by_key, microseconds, moment_of, select_by_key, upsert
+from .models import FoldCursor, Rollup, RollupDelta, RunEntry, StateTotal
+from .upserts import delete_by_key, insert, microseconds, moment_of, select_by_key, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,27 @@ TERMINAL = frozenset(str(state) for state in RunState if state.is_terminal)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of the all-time bucket
 Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, measure, bucket
+
+
+# Entries are kept for at most this many runs per thread; past it the thread starts over.
+KNOWN_LIMIT = 500_000
+Entry = tuple[str, int, int]  # state, entered at (epoch µs), version
+_known = threading.local()
+
+
+def _known_entries(alias: str, cursor: FoldCursor) -> dict[str, Entry]:
+    """The entries this thread wrote, if its last commit left `cursor` where it is (else
+    none: another clock folded since, or the batch rolled back)."""
+    kept = getattr(_known, "kept", None)
+    if kept is None or kept[0] != (alias, cursor.name, cursor.txid, cursor.change_id,
+                                   cursor.folded_at):
+        _known.kept = None
+        return {}
+    return kept[1]
+
+
+def _keep_entries(key: tuple[Any, ...], entries: dict[str, Entry]) -> None:
+    _known.kept = (key, entries) if len(entries) <= KNOWN_LIMIT else None
 
 
 def fold(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH, using: str | None = None) -> int:
@@ -81,15 +105,21 @@ def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
         ).update(seen_at=_now())
         return 0
     baseline = baseline_of(cursor)
-    folding = _Folding(alias, baseline)
+    known = _known_entries(alias, cursor)
+    _known.kept = None  # until this batch commits
+    folding = _Folding(alias, baseline, known)
     folding.take(rows)
     folding.write()
     reached = Position(rows[-1][0], rows[-1][1])
     if baseline is not None and baseline.passed_by(reached):
         baseline = None
+    folded_at = _now()
     FoldCursor.objects.using(alias).filter(name=name).update(
-        txid=reached.txid, change_id=reached.id, folded_at=_now(),
+        txid=reached.txid, change_id=reached.id, folded_at=folded_at,
         baseline=_snapshot_json(baseline) if baseline else None)
+    kept = folding.known_after()
+    transaction.on_commit(lambda: _keep_entries(
+        (alias, name, reached.txid, reached.id, folded_at), kept), using=alias)
     upsert(alias=alias, model=ChangeReader, keys=("name",),
            rows=[(READER_PREFIX + name, reached.txid, reached.id, microseconds(_now()))],
            replaced=("txid", "change_id", "seen_at"))
@@ -98,7 +128,8 @@ def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
 
 def fold_all(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH,
              max_batches: int | None = None) -> int:
-    """Fold until caught up (or `max_batches` batches); return how many rows were folded."""
+    """Fold until caught up (or `max_batches` batches), then merge what the batches appended
+    into the rollups (`compaction`); return how many rows were folded."""
     folded, batches = 0, 0
     while max_batches is None or batches < max_batches:
         taken = fold(name=name, limit=limit)
@@ -106,6 +137,7 @@ def fold_all(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH,
         batches += 1
         if taken < limit:
             break
+    compact()
     return folded
 
 
@@ -155,9 +187,11 @@ class _Folding:
     Works on plain tuples and integer microseconds (`read_moves_after`): at a thousand rows a
     batch, objects and aware datetimes per row cost more than the writes."""
 
-    def __init__(self, alias: str, baseline: Snapshot | None):
+    def __init__(self, alias: str, baseline: Snapshot | None,
+                 known: dict[str, Entry] | None = None):
         self.alias = alias
         self.baseline = baseline
+        self.known = known if known is not None else {}  # the table's rows, as far as known
         self.increments: dict[Key, list[int]] = {}
         self.totals: dict[tuple[str, str, str], int] = defaultdict(int)
         # run id → (state, entered at in epoch µs, version), None once finished or deleted
@@ -166,12 +200,21 @@ class _Folding:
         self.changed_entries: set[str] = set()
 
     def take(self, rows: list[Move]) -> None:
+        # A run whose first row here is its creation has no entry yet: its rows before the
+        # creation's cannot be read earlier (they commit after it, in later transactions).
+        first: dict[str, str] = {}
+        for row in rows:
+            if row[4] != Change.UPDATE:
+                first.setdefault(row[2], row[4])
+        wanted = [run_id for run_id, kind in first.items() if kind != Change.CREATED]
+        known = self.known
         stored = select_by_key(
             alias=self.alias, model=RunEntry, key="run_id",
-            values=list({row[2] for row in rows if row[4] != Change.UPDATE}),
+            values=[run_id for run_id in wanted if run_id not in known],
             columns=("run_id", "state", "entered_at", "version"))
-        self.entries = {run_id: (state, entered, version)
-                        for run_id, state, entered, version in stored}
+        self.entries = {run_id: known[run_id] for run_id in wanted if run_id in known}
+        self.entries.update((run_id, (state, entered, version))
+                            for run_id, state, entered, version in stored)
         self.stored = frozenset(self.entries)
         for row in rows:
             self._take(row)
@@ -246,29 +289,27 @@ class _Folding:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def rollup_rows(self) -> list[tuple[Any, ...]]:
-        """The batch's increments for every grain and dimension, one row per rollup key (an
-        upsert may not touch a row twice)."""
-        expanded: dict[tuple[int, str, str, int, str, int], list[int]] = {}
-        for (minute, queue, name, measure, bucket), (count, total) in self.increments.items():
-            for key in (*((grain, dims[0], dims[1], minute - minute % grain, measure, bucket)
-                          for grain in GRAINS
-                          for dims in ((queue, name), (queue, ALL), (ALL, ALL))),
-                        (ALL_TIME, ALL, ALL, 0, measure, bucket)):
-                counter = expanded.get(key)
-                if counter is None:
-                    expanded[key] = [count, total]
-                else:
-                    counter[0] += count
-                    counter[1] += total
-        return [(grain, queue, name, start * 1_000_000, measure, bucket, count, total)
-                for (grain, queue, name, start, measure, bucket), (count, total)
-                in expanded.items()]
+    def known_after(self) -> dict[str, Entry]:
+        """The table's rows for every run this thread knows, once this batch is written."""
+        known = self.known
+        for run_id in self.stored - self.changed_entries:
+            known[run_id] = self.entries[run_id]  # type: ignore[assignment]  # unchanged
+        for run_id in self.changed_entries:
+            held = self.entries.get(run_id)
+            if held is None:
+                known.pop(run_id, None)
+            else:
+                known[run_id] = held
+        return known
 
     def write(self) -> None:
-        upsert(alias=self.alias, model=Rollup,
-               keys=("grain", "queue", "name", "start", "measure", "bucket"),
-               rows=self.rollup_rows(), added=("count", "total_ms"))
+        # Appended per minute and (queue, name), not upserted into every rollup they count
+        # in: compaction does that for many batches at once (see `compaction`).
+        insert(alias=self.alias, model=RollupDelta, rows=[
+            (minute * 1_000_000, queue, name, measure, bucket, count, total)
+            for (minute, queue, name, measure, bucket), (count, total)
+            in self.increments.items()],
+            columns=("start", "queue", "name", "measure", "bucket", "count", "total_ms"))
         upsert(alias=self.alias, model=StateTotal, keys=("queue", "name", "state"),
                rows=[(*key, delta) for key, delta in self.totals.items() if delta],
                added=("count",))

@@ -57,24 +57,33 @@ def upsert(*, alias: str, model: type, keys: Sequence[str], rows: Sequence[Seque
     microseconds); where a row with the same `keys` exists, add the `added` columns to it and
     overwrite the `replaced` ones (PostgreSQL and SQLite ≥ 3.24). `rows` must not repeat a
     key."""
+    quote = connections[alias].ops.quote_name
+    table = quote(model._meta.db_table)
+    updates = ", ".join(
+        [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in added]
+        + [f"{quote(c)} = excluded.{quote(c)}" for c in replaced])
+    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
+    insert(alias=alias, model=model, columns=(*keys, *added, *replaced), rows=rows,
+           suffix=conflict)
+
+
+def insert(*, alias: str, model: type, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+           suffix: str = "") -> None:
+    """INSERT `rows` (values of `columns`; timestamps in epoch microseconds), then `suffix`
+    (an ON CONFLICT clause), in one statement on PostgreSQL."""
     if not rows:
         return
     connection = connections[alias]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = (*keys, *added, *replaced)
     fields = [model._meta.get_field(column) for column in columns]
-    updates = ", ".join(
-        [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in added]
-        + [f"{quote(c)} = excluded.{quote(c)}" for c in replaced])
     into = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             select = ("SELECT " + ", ".join(
                 _from_json(connection, field, f"r ->> {i}") for i, field in enumerate(fields))
                 + " FROM jsonb_array_elements(%s::jsonb) AS r")
-            cursor.execute(f"{into}{select}{conflict}", [_json(rows)])
+            cursor.execute(f"{into}{select}{suffix}", [_json(rows)])
             return
         for offset in range(0, len(rows), SQLITE_CHUNK):
             chunk = rows[offset:offset + SQLITE_CHUNK]
@@ -83,7 +92,7 @@ def upsert(*, alias: str, model: type, keys: Sequence[str], rows: Sequence[Seque
             params = [field.get_db_prep_save(
                 moment_of(value) if isinstance(field, models.DateTimeField) else value,
                 connection) for row in chunk for field, value in zip(fields, row, strict=True)]
-            cursor.execute(f"{into}VALUES {placeholders}{conflict}", params)
+            cursor.execute(f"{into}VALUES {placeholders}{suffix}", params)
 
 
 def _any_of(connection: Any, field: Any) -> str:
