@@ -341,6 +341,7 @@ def history_timers(client, repeat: int) -> list[tuple[str, Callable[[], object]]
     from django.utils import timezone
 
     from benchmarks import history_fill
+    from runs.history.compaction import compact
     from runs.history.fold import FOLD_BATCH, fold
 
     settings.RUNBOARD["METRICS_ALLOW"] = ("127.0.0.1",)  # the test client's address
@@ -356,7 +357,8 @@ def history_timers(client, repeat: int) -> list[tuple[str, Callable[[], object]]
 
     def prepare_fold() -> Callable[[], object]:
         # Filled lazily, right before its timing: the other timings see a caught-up fold.
-        batches = repeat + 2 + 1  # warm-ups, the timed batches, and one to spare
+        # Warm-ups and timed batches of the two fold timers, and one to spare.
+        batches = 2 * (repeat + 2) + 1
         with connection.cursor() as cursor:
             rows = history_fill.fill_change_stream(cursor, runs=batches * FOLD_BATCH // 4)
             cursor.execute("ANALYZE runs_change")
@@ -370,6 +372,13 @@ def history_timers(client, repeat: int) -> list[tuple[str, Callable[[], object]]
             prepared.append(prepare_fold())
         return prepared[0]()
 
+    def fold_and_compact() -> object:
+        # The clock compacts after each round of batches; here after every batch, the most
+        # it can cost per batch (the first call also merges what the fold timer left).
+        folded = fold_timer()
+        compact()
+        return folded
+
     return [
         ("GET /history/data?range=1h", get(client, "/history/data?range=1h")),
         ("GET /history/data?range=24h", get(client, "/history/data?range=24h")),
@@ -381,6 +390,7 @@ def history_timers(client, repeat: int) -> list[tuple[str, Callable[[], object]]
         ("GET /?at=<6 h ago> (board page, past)", get(client, f"/?at={at(6)}")),
         ("GET /metrics", get(client, "/metrics")),
         ("fold 1,000 changes into rollups", fold_timer),
+        ("fold 1,000 changes, then compact them", fold_and_compact),
     ]
 
 

@@ -95,17 +95,19 @@ def _moves_since(moment: datetime, queue: str, name: str, *, substring: bool,
     measure: hour rows where whole hours fit, `grain` rows for the rest."""
     whole_hours = ceil_to(moment, HOUR)
     flow = Q(measure__startswith="in:") | Q(measure__startswith="out:")
-
-    def moves(model: type[Rollup] | type[RollupDelta]) -> QuerySet:
-        hours = rollup_rows(HOUR, queue, name, substring=substring, model=model).filter(
-            flow, start__gte=whole_hours)
-        minutes = rollup_rows(grain, queue, name, substring=substring, model=model).filter(
-            flow, start__gte=moment, start__lt=whole_hours)
-        return (hours.order_by().values_list("measure").annotate(n=Sum("count"))
-                .union(minutes.order_by().values_list("measure").annotate(n=Sum("count")),
-                       all=True))
-
-    return [(m, int(n)) for m, n in summed(moves)]
+    parts = [
+        rollup_rows(HOUR, queue, name, substring=substring).filter(
+            flow, start__gte=whole_hours),
+        rollup_rows(grain, queue, name, substring=substring).filter(
+            flow, start__gte=moment, start__lt=whole_hours),
+        # Increments not compacted yet are per minute: every one from `moment` on.
+        rollup_rows(grain, queue, name, substring=substring, model=RollupDelta).filter(
+            flow, start__gte=moment),
+    ]
+    # One flat UNION ALL (one statement, see `summed`): nested unions lose their ALL on SQLite.
+    grouped = [rows.order_by().values_list("measure").annotate(n=Sum("count"))
+               for rows in parts]
+    return [(m, int(n)) for m, n in grouped[0].union(*grouped[1:], all=True)]
 
 
 def baseline_of(cursor: FoldCursor) -> Snapshot | None:

@@ -121,15 +121,22 @@ def brute_rollups() -> dict[tuple[int, str, str, datetime, str, int], list[int]]
 
 
 def stored_rollups() -> dict[tuple[int, str, str, datetime, str, int], list[int]]:
-    """The rollups as readers see them: rows plus the increments not compacted into them."""
+    """The rollups as readers see them: the rows plus the increments not compacted into them
+    (each counted in every grain and dimension, and all time)."""
     from runs.history.models import Rollup, RollupDelta
 
     stored: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for model in (Rollup, RollupDelta):
-        for r in model.objects.all():
-            counter = stored[(r.grain, r.queue, r.name, r.start, r.measure, r.bucket)]
-            counter[0] += r.count
-            counter[1] += r.total_ms
+    for r in Rollup.objects.all():
+        counter = stored[(r.grain, r.queue, r.name, r.start, r.measure, r.bucket)]
+        counter[0] += r.count
+        counter[1] += r.total_ms
+    for d in RollupDelta.objects.all():
+        keys = [(grain, *dims, _start(d.start, grain), d.measure, d.bucket)
+                for grain in GRAINS for dims in _dims(d.queue, d.name)]
+        keys.append((0, ALL, ALL, datetime(1970, 1, 1, tzinfo=UTC), d.measure, d.bucket))
+        for key in keys:
+            stored[key][0] += d.count
+            stored[key][1] += d.total_ms
     return {key: counter for key, counter in stored.items() if any(counter)}
 
 
