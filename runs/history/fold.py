@@ -12,15 +12,19 @@ The cursor is mirrored into the change log's reader table (`fold:<name>`), so ch
 pruning never deletes a row the fold has not read (see `runs.changelog.pruning`).
 
 Latencies (queue wait, run time, dwell per state) need when the run entered the state it is
-leaving; the log row says only where it came from. The fold keeps that moment per unfinished
-run (`RunEntry`, written as it folds the entering row). When it is missing (a run older than
-the fold, or rows of one run read out of version order) it is read from the audit trail: the
-run's newest `Transition` into that state up to the move, an index walk on
-`transition_run_order`.
+leaving; the log row says only where it came from. The audit trail knows: the run's newest
+`Transition` into that state up to the move (an index walk on `transition_run_order`), looked
+up for a whole batch in one statement. Each thread also keeps, in memory, the moment every
+unfinished run it folded entered its state (`_known`), with the cursor its last batch left:
+when its next batch starts from that same cursor, no other clock has folded since and those
+moments are exact, so a clock that keeps folding reads the audit trail only for runs it has
+not seen move (older than the process, or moved by another clock meanwhile). Nothing of this
+is stored: a table of entry moments cost each batch as much as the audit lookups it saved.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import defaultdict
@@ -29,7 +33,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Count
 
 from runs.audit import Transition
@@ -41,8 +45,8 @@ from runs.states import RunState
 from .buckets import MINUTE, latency_bucket
 from .compaction import compact
 from .counts import baseline_of
-from .models import FoldCursor, Rollup, RollupDelta, RunEntry, StateTotal
-from .upserts import delete_by_key, insert, microseconds, moment_of, select_by_key, upsert
+from .models import FoldCursor, Rollup, RollupDelta, StateTotal
+from .upserts import insert, microseconds, moment_of, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +60,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of the all-time bucket
 Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, measure, bucket
 
 
-# Entries are kept for at most this many runs per thread; past it the thread starts over.
-KNOWN_LIMIT = 500_000
+# Entry moments are kept for at most this many runs per thread (~250 bytes each); past it the
+# thread starts over from the audit trail.
+KNOWN_LIMIT = 200_000
 Entry = tuple[str, int, int]  # state, entered at (epoch µs), version
 _known = threading.local()
 
 
 def _known_entries(alias: str, cursor: FoldCursor) -> dict[str, Entry]:
-    """The entries this thread wrote, if its last commit left `cursor` where it is (else
+    """The entry moments this thread kept, if its last commit left `cursor` where it is (else
     none: another clock folded since, or the batch rolled back)."""
     kept = getattr(_known, "kept", None)
     if kept is None or kept[0] != (alias, cursor.name, cursor.txid, cursor.change_id,
@@ -181,6 +186,39 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
+def entered_from_audit(alias: str, moves: list[tuple[str, str, int, int]]
+                       ) -> dict[str, Entry]:
+    """For each (run id, source state, moved at, version) the moment the run entered that
+    state (its newest audit row into it up to the move), as the entry the move leaves from;
+    runs without one are left out. One statement on PostgreSQL."""
+    if not moves:
+        return {}
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        found = {}
+        for run_id, source, at, _version in moves:
+            entered = (Transition.objects.using(alias)
+                       .filter(run_id=run_id, to_state=source, at__lte=moment_of(at))
+                       .order_by("-id").values_list("at", flat=True).first())
+            if entered is not None:
+                found[run_id] = microseconds(entered)
+    else:
+        table = connection.ops.quote_name(Transition._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                SELECT m ->> 0, (SELECT (extract(epoch FROM t.at) * 1000000)::bigint
+                                 FROM {table} t
+                                 WHERE t.run_id = (m ->> 0)::uuid AND t.to_state = m ->> 1
+                                   AND t.at <= timestamptz 'epoch'
+                                               + (m ->> 2)::bigint * interval '1 microsecond'
+                                 ORDER BY t.id DESC LIMIT 1)
+                FROM jsonb_array_elements(%s::jsonb) AS m""", [json.dumps(moves)])
+            found = {run_id: entered for run_id, entered in cursor.fetchall()
+                     if entered is not None}
+    return {run_id: (source, found[run_id], version - 1)
+            for run_id, source, _at, version in moves if run_id in found}
+
+
 class _Folding:
     """The increments of one batch, gathered in memory and written in a few statements.
 
@@ -191,31 +229,24 @@ class _Folding:
                  known: dict[str, Entry] | None = None):
         self.alias = alias
         self.baseline = baseline
-        self.known = known if known is not None else {}  # the table's rows, as far as known
+        self.known = known if known is not None else {}  # exact as of the batch's start
         self.increments: dict[Key, list[int]] = {}
         self.totals: dict[tuple[str, str, str], int] = defaultdict(int)
         # run id → (state, entered at in epoch µs, version), None once finished or deleted
-        self.entries: dict[str, tuple[str, int, int] | None] = {}
-        self.stored: frozenset[str] = frozenset()  # runs with a RunEntry row before the batch
-        self.changed_entries: set[str] = set()
+        self.entries: dict[str, Entry | None] = {}
 
     def take(self, rows: list[Move]) -> None:
-        # A run whose first row here is its creation has no entry yet: its rows before the
-        # creation's cannot be read earlier (they commit after it, in later transactions).
-        first: dict[str, str] = {}
+        # The entered-at of each run's first move here, from memory or the audit trail; the
+        # rows before it in this batch (if any) record the rest as they are taken.
+        first: dict[str, Move] = {}
         for row in rows:
             if row[4] != Change.UPDATE:
-                first.setdefault(row[2], row[4])
-        wanted = [run_id for run_id, kind in first.items() if kind != Change.CREATED]
+                first.setdefault(row[2], row)
         known = self.known
-        stored = select_by_key(
-            alias=self.alias, model=RunEntry, key="run_id",
-            values=[run_id for run_id in wanted if run_id not in known],
-            columns=("run_id", "state", "entered_at", "version"))
-        self.entries = {run_id: known[run_id] for run_id in wanted if run_id in known}
-        self.entries.update((run_id, (state, entered, version))
-                            for run_id, state, entered, version in stored)
-        self.stored = frozenset(self.entries)
+        self.entries = {run_id: known[run_id] for run_id in first if run_id in known}
+        self.entries.update(entered_from_audit(self.alias, [
+            (run_id, row[5], row[9], row[3]) for run_id, row in first.items()
+            if run_id not in known and row[4] == Change.TRANSITION and row[5] != row[6]]))
         for row in rows:
             self._take(row)
 
@@ -255,7 +286,6 @@ class _Folding:
             if counted:
                 self.totals[(queue, name, source)] -= 1
             self.entries[run_id] = None
-            self.changed_entries.add(run_id)
 
     def _adder(self, minute: int, queue: str, name: str) -> Callable[..., None]:
         increments = self.increments
@@ -285,17 +315,14 @@ class _Folding:
         if held is not None and held[2] > version:
             return  # a newer row of this run was folded first: keep what it recorded
         self.entries[run_id] = None if state in TERMINAL else (state, at, version)
-        self.changed_entries.add(run_id)
 
     # -- writing ---------------------------------------------------------------------------------
 
     def known_after(self) -> dict[str, Entry]:
-        """The table's rows for every run this thread knows, once this batch is written."""
+        """The entry moment of every unfinished run this thread has seen move, as of the end
+        of this batch."""
         known = self.known
-        for run_id in self.stored - self.changed_entries:
-            known[run_id] = self.entries[run_id]  # type: ignore[assignment]  # unchanged
-        for run_id in self.changed_entries:
-            held = self.entries.get(run_id)
+        for run_id, held in self.entries.items():
             if held is None:
                 known.pop(run_id, None)
             else:
@@ -313,12 +340,3 @@ class _Folding:
         upsert(alias=self.alias, model=StateTotal, keys=("queue", "name", "state"),
                rows=[(*key, delta) for key, delta in self.totals.items() if delta],
                added=("count",))
-        # Only runs that had a row lose it: a run that entered and finished within the batch
-        # never had one.
-        delete_by_key(alias=self.alias, model=RunEntry, key="run_id", values=[
-            run_id for run_id in self.changed_entries
-            if run_id in self.stored and self.entries.get(run_id) is None])
-        upsert(alias=self.alias, model=RunEntry, keys=("run_id",), rows=[
-            (run_id, *held) for run_id in self.changed_entries
-            if (held := self.entries.get(run_id)) is not None],
-            replaced=("state", "entered_at", "version"))

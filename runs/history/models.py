@@ -1,5 +1,5 @@
-"""The tables the fold writes: rollups per bucket, exact totals per (queue, name, state), the
-state each unfinished run entered and when, and the fold's cursor."""
+"""The tables the fold writes: rollups per bucket, the increments appended since their last
+compaction, exact totals per (queue, name, state), and the fold's cursor."""
 
 from __future__ import annotations
 
@@ -89,19 +89,6 @@ class StateTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue}/{self.name} {self.state}: {self.count}"
-
-
-class RunEntry(models.Model):
-    """When an unfinished run entered the state it is in (as far as the fold has read):
-    latencies are measured when it leaves. Finished and deleted runs drop out."""
-
-    run_id = models.UUIDField(primary_key=True)
-    state = models.CharField(max_length=16)
-    entered_at = models.DateTimeField()
-    version = models.PositiveIntegerField()
-
-    def __str__(self) -> str:
-        return f"{self.run_id} {self.state} since {self.entered_at}"
 
 
 class FoldCursor(models.Model):
