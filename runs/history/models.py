@@ -57,7 +57,10 @@ class RollupDelta(models.Model):
     Append-only, with no key but the id: a plain INSERT of a quarter of the rows costs a
     fraction of the upsert's conflict lookups in the rollups' unique index (millions of rows).
     The same key may appear many times; every reader sums. The table holds a few seconds of
-    folds (the clock compacts after each round), so readers scan it whole.
+    folds (the clock compacts after each round), but compaction leaves dead rows behind until
+    a vacuum: readers find theirs by `start` on an index, which skips dead entries once one
+    scan has met them, where a scan of the table read every dead page (migration `0010` also
+    has autovacuum clean it after a fixed number of rows, however small the table).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -68,6 +71,9 @@ class RollupDelta(models.Model):
     bucket = models.SmallIntegerField(default=0)
     count = models.BigIntegerField(default=0)
     total_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = (models.Index(fields=("start",), name="rollup_delta_start"),)
 
     def __str__(self) -> str:
         return f"+{self.count} {self.start} {self.queue}/{self.name} {self.measure}"

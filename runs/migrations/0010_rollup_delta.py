@@ -6,6 +6,15 @@ keeps entry moments in memory and reads the audit trail for the rest (`runs.hist
 
 from django.db import migrations, models
 
+# Compaction deletes every row it merges: vacuum after this many dead rows, whatever the size.
+STORAGE = ("autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000, "
+           "autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000")
+
+
+def vacuum_often(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"ALTER TABLE runs_rollupdelta SET ({STORAGE})")
+
 
 class Migration(migrations.Migration):
 
@@ -30,4 +39,9 @@ class Migration(migrations.Migration):
         migrations.DeleteModel(
             name='RunEntry',
         ),
+        migrations.AddIndex(
+            model_name='rollupdelta',
+            index=models.Index(fields=['start'], name='rollup_delta_start'),
+        ),
+        migrations.RunPython(vacuum_often, migrations.RunPython.noop),
     ]
