@@ -3,10 +3,10 @@
 Each call locks its cursor row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite serializes
 writers at BEGIN), reads the next rows after it with the commit-safe reader, appends their
 increments per minute and (queue, name) to `RollupDelta` (merged into `Rollup` by
-`compaction`), adds them to `StateTotal`, records when each run entered its new state, and
-moves the cursor, all in one transaction. Two clocks folding at once therefore fold every row
-exactly once: the second waits for the first's commit and then reads after the cursor the
-first one left.
+`compaction`), adds them to `StateTotal` and moves the cursor, all in one transaction (and
+notes in memory, once it commits, when each run entered its new state). Two clocks folding
+at once therefore fold every row exactly once: the second waits for the first's commit and
+then reads after the cursor the first one left.
 
 The cursor is mirrored into the change log's reader table (`fold:<name>`), so change-log
 pruning never deletes a row the fold has not read (see `runs.changelog.pruning`).
