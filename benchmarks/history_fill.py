@@ -1,5 +1,5 @@
 """Set-based fill of the history for benchmarks/board.py: every run's audit trail and the
-rollups, totals, entries and cursor the fold would have left after folding it.
+rollups, totals and cursor the fold would have left after folding it.
 
 The rollups are written directly with SQL, not by running the fold over a change log: folding
 five million rows through the real fold (1,000 per batch) would take far longer than the rest
@@ -133,16 +133,10 @@ def fill_rollups(cursor) -> None:
 
 def fill_fold_state(cursor) -> None:
     """The fold's counted state after the rollups above: totals = runs per state now,
-    entries of unfinished runs, cursor and change-log reader at the log's current end."""
-    terminal = ", ".join(f"'{state}'" for state in TERMINAL)
+    cursor and change-log reader at the log's current end."""
     cursor.execute("""
         INSERT INTO runs_statetotal (queue, name, state, count)
         SELECT queue, name, state, count(*) FROM runs_run GROUP BY 1, 2, 3
-    """)
-    cursor.execute(f"""
-        INSERT INTO runs_runentry (run_id, state, entered_at, version)
-        SELECT id, state, state_changed_at, version FROM runs_run
-        WHERE state NOT IN ({terminal})
     """)
     cursor.execute("SELECT coalesce(max(txid::text::bigint), 0), coalesce(max(id), 0) "
                    "FROM runs_change")

@@ -33,8 +33,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from runs.changelog.reader import newest_at
 from runs.history.buckets import ALL_TIME, STEPS_PER_DOUBLING
-from runs.history.counts import HistoryUnavailable, counts_by_queue
-from runs.history.models import ALL, Rollup
+from runs.history.counts import HistoryUnavailable, counts_by_queue, rollup_rows, summed
+from runs.history.models import ALL
 from runs.selectors import BoardFilter
 from runs.states import RunState
 
@@ -80,13 +80,15 @@ def _runs() -> GaugeMetricFamily:
 def _all_time() -> tuple[dict[str, int], dict[str, dict[int, tuple[int, int]]]]:
     moves: dict[str, int] = {}
     histograms: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
-    rows = (Rollup.objects.filter(grain=ALL_TIME, queue=ALL, name=ALL)
-            .values_list("measure", "bucket").annotate(n=Sum("count"), ms=Sum("total_ms")))
-    for measure, bucket, count, total_ms in rows:
+    rows = summed(lambda model: rollup_rows(ALL_TIME, ALL, ALL, model=model)
+                  .order_by().values_list("measure", "bucket")
+                  .annotate(n=Sum("count"), ms=Sum("total_ms")))
+    for measure, bucket, count, total_ms in rows:  # a key may come twice: rollup and delta
         if measure.startswith("in:"):
             moves[measure[3:]] = moves.get(measure[3:], 0) + int(count)
         elif measure in ("wait", "run"):
-            histograms[measure][bucket] = (int(count), int(total_ms))
+            n, ms = histograms[measure].get(bucket, (0, 0))
+            histograms[measure][bucket] = (n + int(count), ms + int(total_ms))
     return moves, histograms
 
 

@@ -471,5 +471,5 @@ class Run(models.Model):
 from .bulk_models import BulkOperation  # noqa: E402,F401
 
 # History rollups, exact totals and the fold's cursor (runs.history).
-from .history.models import FoldCursor, Rollup, RunEntry, StateTotal  # noqa: E402,F401
+from .history.models import FoldCursor, Rollup, RollupDelta, StateTotal  # noqa: E402,F401
 from .tokens import ExecutorToken  # noqa: E402,F401

@@ -9,7 +9,7 @@ minute rows for the rest): a few hundred rows for a month, never the audit trail
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from runs.changelog.reader import Position, Snapshot
 from runs.states import RunState
 
 from .buckets import HOUR, MINUTE, ceil_to, floor_to
-from .models import ALL, FoldCursor, Rollup, StateTotal
+from .models import ALL, FoldCursor, Rollup, RollupDelta, StateTotal
 from .pruning import precision_at
 
 STATES = tuple(str(state) for state in RunState)
@@ -51,15 +51,32 @@ def _totals(queue: str, name: str, *, substring: bool) -> dict[str, int]:
     return counts
 
 
-def rollup_rows(grain: int, queue: str, name: str, *, substring: bool = False) -> QuerySet:
+def rollup_rows(grain: int, queue: str, name: str, *, substring: bool = False,
+                model: type[Rollup] | type[RollupDelta] = Rollup) -> QuerySet:
     """The rollup rows of one grain that a (queue, name) filter reads, each event once:
-    the all-queues/all-names rows, one queue's all-names rows, or per-name rows."""
-    rows = Rollup.objects.filter(grain=grain)
+    the all-queues/all-names rows, one queue's all-names rows, or per-name rows.
+
+    With `model=RollupDelta`, the increments not yet compacted into those rows (see `summed`):
+    per minute and (queue, name), so every grain reads the same rows (a minute lies wholly
+    inside each coarser bucket, and all time) and the "all" dimensions are their sums."""
+    if model is RollupDelta:
+        rows = RollupDelta.objects.all()
+        if name:
+            rows = rows.filter(name__icontains=name) if substring else rows.filter(name=name)
+        return rows.filter(queue=queue) if queue else rows
+    rows = model.objects.filter(grain=grain)
     if not name:
         return rows.filter(queue=queue or ALL, name=ALL)
     rows = rows.filter(name__icontains=name) if substring else rows.filter(name=name)
     rows = rows.exclude(name=ALL)
     return rows.filter(queue=queue) if queue else rows.exclude(queue=ALL)
+
+
+def summed(query: Callable[[type[Rollup] | type[RollupDelta]], QuerySet]) -> QuerySet:
+    """`query` over the rollups and over the increments not yet compacted into them, in one
+    statement (UNION ALL), so a compaction committing meanwhile is seen whole or not at all.
+    The same key may come back twice: callers add."""
+    return query(Rollup).union(query(RollupDelta), all=True)
 
 
 def apply_moves(counts: dict[str, int], moves: Iterable[tuple[str, int]], sign: int) -> None:
@@ -78,15 +95,19 @@ def _moves_since(moment: datetime, queue: str, name: str, *, substring: bool,
     measure: hour rows where whole hours fit, `grain` rows for the rest."""
     whole_hours = ceil_to(moment, HOUR)
     flow = Q(measure__startswith="in:") | Q(measure__startswith="out:")
-    hours = rollup_rows(HOUR, queue, name, substring=substring).filter(
-        flow, start__gte=whole_hours)
-    minutes = rollup_rows(grain, queue, name, substring=substring).filter(
-        flow, start__gte=moment, start__lt=whole_hours)
-    moves: list[tuple[str, int]] = []
-    for rows in (hours, minutes):
-        moves += [(m, int(n)) for m, n in
-                  rows.order_by().values_list("measure").annotate(n=Sum("count"))]
-    return moves
+    parts = [
+        rollup_rows(HOUR, queue, name, substring=substring).filter(
+            flow, start__gte=whole_hours),
+        rollup_rows(grain, queue, name, substring=substring).filter(
+            flow, start__gte=moment, start__lt=whole_hours),
+        # Increments not compacted yet are per minute: every one from `moment` on.
+        rollup_rows(grain, queue, name, substring=substring, model=RollupDelta).filter(
+            flow, start__gte=moment),
+    ]
+    # One flat UNION ALL (one statement, see `summed`): nested unions lose their ALL on SQLite.
+    grouped = [rows.order_by().values_list("measure").annotate(n=Sum("count"))
+               for rows in parts]
+    return [(m, int(n)) for m, n in grouped[0].union(*grouped[1:], all=True)]
 
 
 def baseline_of(cursor: FoldCursor) -> Snapshot | None:
@@ -174,8 +195,9 @@ def counted_moment(moment: datetime) -> datetime:
 
 def history_begins() -> datetime | None:
     """The first minute the rollups hold: before it, past counts are the counts at it."""
-    return (Rollup.objects.filter(grain=MINUTE).order_by("start")
-            .values_list("start", flat=True).first())
+    firsts = [model.objects.filter(grain=MINUTE).order_by("start")
+              .values_list("start", flat=True).first() for model in (Rollup, RollupDelta)]
+    return min((first for first in firsts if first is not None), default=None)
 
 
 def counts_by_queue() -> dict[tuple[str, str], int]:

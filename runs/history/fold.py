@@ -1,33 +1,39 @@
 """The fold: one cursor-driven step that turns change-log rows into rollups and exact totals.
 
 Each call locks its cursor row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite serializes
-writers at BEGIN), reads the next rows after it with the commit-safe reader, adds their
-increments to `Rollup` / `StateTotal`, records when each run entered its new state, and moves
-the cursor, all in one transaction. Two clocks folding at once therefore fold every row
-exactly once: the second waits for the first's commit and then reads after the cursor the
-first one left.
+writers at BEGIN), reads the next rows after it with the commit-safe reader, appends their
+increments per minute and (queue, name) to `RollupDelta` (merged into `Rollup` by
+`compaction`), adds them to `StateTotal` and moves the cursor, all in one transaction (and
+notes in memory, once it commits, when each run entered its new state). Two clocks folding
+at once therefore fold every row exactly once: the second waits for the first's commit and
+then reads after the cursor the first one left.
 
 The cursor is mirrored into the change log's reader table (`fold:<name>`), so change-log
 pruning never deletes a row the fold has not read (see `runs.changelog.pruning`).
 
 Latencies (queue wait, run time, dwell per state) need when the run entered the state it is
-leaving; the log row says only where it came from. The fold keeps that moment per unfinished
-run (`RunEntry`, written as it folds the entering row). When it is missing (a run older than
-the fold, or rows of one run read out of version order) it is read from the audit trail: the
-run's newest `Transition` into that state up to the move, an index walk on
-`transition_run_order`.
+leaving; the log row says only where it came from. The audit trail knows: the run's newest
+`Transition` into that state up to the move (an index walk on `transition_run_order`), looked
+up for a whole batch in one statement. Each thread also keeps, in memory, the moment every
+unfinished run it folded entered its state (`_known`), with the cursor its last batch left:
+when its next batch starts from that same cursor, no other clock has folded since and those
+moments are exact, so a clock that keeps folding reads the audit trail only for runs it has
+not seen move (older than the process, or moved by another clock meanwhile). Nothing of this
+is stored: a table of entry moments cost each batch as much as the audit lookups it saved.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Count
 
 from runs.audit import Transition
@@ -36,10 +42,11 @@ from runs.changelog.reader import Move, Position, Snapshot, consistent_read, rea
 from runs.models import Run
 from runs.states import RunState
 
-from .buckets import ALL_TIME, GRAINS, MINUTE, latency_bucket
+from .buckets import MINUTE, latency_bucket
+from .compaction import compact
 from .counts import baseline_of
-from .models import ALL, FoldCursor, Rollup, RunEntry, StateTotal
-from .upserts import delete_by_key, microseconds, moment_of, select_by_key, upsert
+from .models import FoldCursor, Rollup, RollupDelta, StateTotal
+from .upserts import insert, microseconds, moment_of, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,28 @@ TERMINAL = frozenset(str(state) for state in RunState if state.is_terminal)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of the all-time bucket
 Key = tuple[int, str, str, str, int]  # minute start (epoch s), queue, name, measure, bucket
+
+
+# Entry moments are kept for at most this many runs per thread (~250 bytes each); past it the
+# thread starts over from the audit trail.
+KNOWN_LIMIT = 200_000
+Entry = tuple[str, int, int]  # state, entered at (epoch µs), version
+_known = threading.local()
+
+
+def _known_entries(alias: str, cursor: FoldCursor) -> dict[str, Entry]:
+    """The entry moments this thread kept, if its last commit left `cursor` where it is (else
+    none: another clock folded since, or the batch rolled back)."""
+    kept = getattr(_known, "kept", None)
+    if kept is None or kept[0] != (alias, cursor.name, cursor.txid, cursor.change_id,
+                                   cursor.folded_at):
+        _known.kept = None
+        return {}
+    return kept[1]
+
+
+def _keep_entries(key: tuple[Any, ...], entries: dict[str, Entry]) -> None:
+    _known.kept = (key, entries) if len(entries) <= KNOWN_LIMIT else None
 
 
 def fold(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH, using: str | None = None) -> int:
@@ -81,15 +110,21 @@ def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
         ).update(seen_at=_now())
         return 0
     baseline = baseline_of(cursor)
-    folding = _Folding(alias, baseline)
+    known = _known_entries(alias, cursor)
+    _known.kept = None  # until this batch commits
+    folding = _Folding(alias, baseline, known)
     folding.take(rows)
     folding.write()
     reached = Position(rows[-1][0], rows[-1][1])
     if baseline is not None and baseline.passed_by(reached):
         baseline = None
+    folded_at = _now()
     FoldCursor.objects.using(alias).filter(name=name).update(
-        txid=reached.txid, change_id=reached.id, folded_at=_now(),
+        txid=reached.txid, change_id=reached.id, folded_at=folded_at,
         baseline=_snapshot_json(baseline) if baseline else None)
+    kept = folding.known_after()
+    transaction.on_commit(lambda: _keep_entries(
+        (alias, name, reached.txid, reached.id, folded_at), kept), using=alias)
     upsert(alias=alias, model=ChangeReader, keys=("name",),
            rows=[(READER_PREFIX + name, reached.txid, reached.id, microseconds(_now()))],
            replaced=("txid", "change_id", "seen_at"))
@@ -98,7 +133,8 @@ def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
 
 def fold_all(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH,
              max_batches: int | None = None) -> int:
-    """Fold until caught up (or `max_batches` batches); return how many rows were folded."""
+    """Fold until caught up (or `max_batches` batches), then merge what the batches appended
+    into the rollups (`compaction`); return how many rows were folded."""
     folded, batches = 0, 0
     while max_batches is None or batches < max_batches:
         taken = fold(name=name, limit=limit)
@@ -106,6 +142,7 @@ def fold_all(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH,
         batches += 1
         if taken < limit:
             break
+    compact()
     return folded
 
 
@@ -149,30 +186,67 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
+def entered_from_audit(alias: str, moves: list[tuple[str, str, int, int]]
+                       ) -> dict[str, Entry]:
+    """For each (run id, source state, moved at, version) the moment the run entered that
+    state (its newest audit row into it up to the move), as the entry the move leaves from;
+    runs without one are left out. One statement on PostgreSQL."""
+    if not moves:
+        return {}
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        found = {}
+        for run_id, source, at, _version in moves:
+            entered = (Transition.objects.using(alias)
+                       .filter(run_id=run_id, to_state=source, at__lte=moment_of(at))
+                       .order_by("-id").values_list("at", flat=True).first())
+            if entered is not None:
+                found[run_id] = microseconds(entered)
+    else:
+        table = connection.ops.quote_name(Transition._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                SELECT m ->> 0, (SELECT (extract(epoch FROM t.at) * 1000000)::bigint
+                                 FROM {table} t
+                                 WHERE t.run_id = (m ->> 0)::uuid AND t.to_state = m ->> 1
+                                   AND t.at <= timestamptz 'epoch'
+                                               + (m ->> 2)::bigint * interval '1 microsecond'
+                                 ORDER BY t.id DESC LIMIT 1)
+                FROM jsonb_array_elements(%s::jsonb) AS m""", [json.dumps(moves)])
+            found = {run_id: entered for run_id, entered in cursor.fetchall()
+                     if entered is not None}
+    return {run_id: (source, found[run_id], version - 1)
+            for run_id, source, _at, version in moves if run_id in found}
+
+
 class _Folding:
     """The increments of one batch, gathered in memory and written in a few statements.
 
     Works on plain tuples and integer microseconds (`read_moves_after`): at a thousand rows a
     batch, objects and aware datetimes per row cost more than the writes."""
 
-    def __init__(self, alias: str, baseline: Snapshot | None):
+    def __init__(self, alias: str, baseline: Snapshot | None,
+                 known: dict[str, Entry] | None = None):
         self.alias = alias
         self.baseline = baseline
+        self.known = known if known is not None else {}  # exact as of the batch's start
         self.increments: dict[Key, list[int]] = {}
         self.totals: dict[tuple[str, str, str], int] = defaultdict(int)
         # run id → (state, entered at in epoch µs, version), None once finished or deleted
-        self.entries: dict[str, tuple[str, int, int] | None] = {}
-        self.stored: frozenset[str] = frozenset()  # runs with a RunEntry row before the batch
-        self.changed_entries: set[str] = set()
+        self.entries: dict[str, Entry | None] = {}
 
     def take(self, rows: list[Move]) -> None:
-        stored = select_by_key(
-            alias=self.alias, model=RunEntry, key="run_id",
-            values=list({row[2] for row in rows if row[4] != Change.UPDATE}),
-            columns=("run_id", "state", "entered_at", "version"))
-        self.entries = {run_id: (state, entered, version)
-                        for run_id, state, entered, version in stored}
-        self.stored = frozenset(self.entries)
+        # The entered-at of each run's first move here, from memory or the audit trail; the
+        # rows before it in this batch (if any) record the rest as they are taken.
+        first: dict[str, Move] = {}
+        for row in rows:
+            if row[4] != Change.UPDATE:
+                first.setdefault(row[2], row)
+        known = self.known
+        self.entries = {run_id: known[run_id] for run_id in first if run_id in known}
+        self.entries.update(entered_from_audit(self.alias, [
+            (run_id, row[5], row[9], row[3]) for run_id, row in first.items()
+            if run_id not in known and row[4] == Change.TRANSITION and row[5] != row[6]]))
         for row in rows:
             self._take(row)
 
@@ -212,7 +286,6 @@ class _Folding:
             if counted:
                 self.totals[(queue, name, source)] -= 1
             self.entries[run_id] = None
-            self.changed_entries.add(run_id)
 
     def _adder(self, minute: int, queue: str, name: str) -> Callable[..., None]:
         increments = self.increments
@@ -242,42 +315,28 @@ class _Folding:
         if held is not None and held[2] > version:
             return  # a newer row of this run was folded first: keep what it recorded
         self.entries[run_id] = None if state in TERMINAL else (state, at, version)
-        self.changed_entries.add(run_id)
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def rollup_rows(self) -> list[tuple[Any, ...]]:
-        """The batch's increments for every grain and dimension, one row per rollup key (an
-        upsert may not touch a row twice)."""
-        expanded: dict[tuple[int, str, str, int, str, int], list[int]] = {}
-        for (minute, queue, name, measure, bucket), (count, total) in self.increments.items():
-            for key in (*((grain, dims[0], dims[1], minute - minute % grain, measure, bucket)
-                          for grain in GRAINS
-                          for dims in ((queue, name), (queue, ALL), (ALL, ALL))),
-                        (ALL_TIME, ALL, ALL, 0, measure, bucket)):
-                counter = expanded.get(key)
-                if counter is None:
-                    expanded[key] = [count, total]
-                else:
-                    counter[0] += count
-                    counter[1] += total
-        return [(grain, queue, name, start * 1_000_000, measure, bucket, count, total)
-                for (grain, queue, name, start, measure, bucket), (count, total)
-                in expanded.items()]
+    def known_after(self) -> dict[str, Entry]:
+        """The entry moment of every unfinished run this thread has seen move, as of the end
+        of this batch."""
+        known = self.known
+        for run_id, held in self.entries.items():
+            if held is None:
+                known.pop(run_id, None)
+            else:
+                known[run_id] = held
+        return known
 
     def write(self) -> None:
-        upsert(alias=self.alias, model=Rollup,
-               keys=("grain", "queue", "name", "start", "measure", "bucket"),
-               rows=self.rollup_rows(), added=("count", "total_ms"))
+        # Appended per minute and (queue, name), not upserted into every rollup they count
+        # in: compaction does that for many batches at once (see `compaction`).
+        insert(alias=self.alias, model=RollupDelta, rows=[
+            (minute * 1_000_000, queue, name, measure, bucket, count, total)
+            for (minute, queue, name, measure, bucket), (count, total)
+            in self.increments.items()],
+            columns=("start", "queue", "name", "measure", "bucket", "count", "total_ms"))
         upsert(alias=self.alias, model=StateTotal, keys=("queue", "name", "state"),
                rows=[(*key, delta) for key, delta in self.totals.items() if delta],
                added=("count",))
-        # Only runs that had a row lose it: a run that entered and finished within the batch
-        # never had one.
-        delete_by_key(alias=self.alias, model=RunEntry, key="run_id", values=[
-            run_id for run_id in self.changed_entries
-            if run_id in self.stored and self.entries.get(run_id) is None])
-        upsert(alias=self.alias, model=RunEntry, keys=("run_id",), rows=[
-            (run_id, *held) for run_id in self.changed_entries
-            if (held := self.entries.get(run_id)) is not None],
-            replaced=("state", "entered_at", "version"))

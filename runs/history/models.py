@@ -1,5 +1,5 @@
-"""The tables the fold writes: rollups per bucket, exact totals per (queue, name, state), the
-state each unfinished run entered and when, and the fold's cursor."""
+"""The tables the fold writes: rollups per bucket, the increments appended since their last
+compaction, exact totals per (queue, name, state), and the fold's cursor."""
 
 from __future__ import annotations
 
@@ -48,6 +48,37 @@ class Rollup(models.Model):
         return f"{self.grain}s {self.start} {self.queue}/{self.name} {self.measure}"
 
 
+class RollupDelta(models.Model):
+    """Increments the fold appended since the last compaction, per minute and (queue, name)
+    only: `compaction.compact` adds each to the ten rollup rows it counts in (every grain, the
+    (queue, all) and (all, all) dimensions, all time) and deletes it; readers add them to the
+    rollups meanwhile (`counts.rollup_rows`).
+
+    Append-only, with no key but the id: a plain INSERT of a quarter of the rows costs a
+    fraction of the upsert's conflict lookups in the rollups' unique index (millions of rows).
+    The same key may appear many times; every reader sums. The table holds a few seconds of
+    folds (the clock compacts after each round), but compaction leaves dead rows behind until
+    a vacuum: readers find theirs by `start` on an index, which skips dead entries once one
+    scan has met them, where a scan of the table read every dead page (migration `0010` also
+    has autovacuum clean it after a fixed number of rows, however small the table).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    start = models.DateTimeField(help_text="The minute the increments fell into.")
+    queue = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    measure = models.CharField(max_length=32)
+    bucket = models.SmallIntegerField(default=0)
+    count = models.BigIntegerField(default=0)
+    total_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = (models.Index(fields=("start",), name="rollup_delta_start"),)
+
+    def __str__(self) -> str:
+        return f"+{self.count} {self.start} {self.queue}/{self.name} {self.measure}"
+
+
 class StateTotal(models.Model):
     """Exact number of runs per (queue, name, state) as of the fold's cursor: the count
     checkpoint that boards and past moments start from."""
@@ -64,19 +95,6 @@ class StateTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue}/{self.name} {self.state}: {self.count}"
-
-
-class RunEntry(models.Model):
-    """When an unfinished run entered the state it is in (as far as the fold has read):
-    latencies are measured when it leaves. Finished and deleted runs drop out."""
-
-    run_id = models.UUIDField(primary_key=True)
-    state = models.CharField(max_length=16)
-    entered_at = models.DateTimeField()
-    version = models.PositiveIntegerField()
-
-    def __str__(self) -> str:
-        return f"{self.run_id} {self.state} since {self.entered_at}"
 
 
 class FoldCursor(models.Model):

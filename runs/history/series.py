@@ -19,7 +19,7 @@ from django.utils import timezone
 from runs.states import RunState
 
 from .buckets import HOUR, MINUTE, TEN_MINUTES, ceil_to, percentile
-from .counts import HistoryUnavailable, apply_moves, counts_at, rollup_rows
+from .counts import HistoryUnavailable, apply_moves, counts_at, rollup_rows, summed
 from .models import StateTotal
 
 STATES = tuple(str(state) for state in RunState)
@@ -78,10 +78,11 @@ def history_series(*, range_key: str = DEFAULT_RANGE, queue: str = "", name: str
     starts = [start + timedelta(seconds=chosen.grain * i)
               for i in range(int(chosen.span.total_seconds()) // chosen.grain)]
     index = {int(moment.timestamp()): i for i, moment in enumerate(starts)}
-    grouped = (rollup_rows(chosen.grain, queue, name).filter(start__gte=start, start__lt=end)
-               .annotate(second=EpochSeconds("start"))
-               .order_by().values_list("second", "measure", "bucket")
-               .annotate(n=Sum("count"), ms=Sum("total_ms")))
+    grouped = summed(lambda model: (
+        rollup_rows(chosen.grain, queue, name, model=model)
+        .filter(start__gte=start, start__lt=end).annotate(second=EpochSeconds("start"))
+        .order_by().values_list("second", "measure", "bucket")
+        .annotate(n=Sum("count"), ms=Sum("total_ms"))))
     # Fetched on a plain cursor: Django's per-row converters cost as much as the query for
     # the ten thousand rows of a week; the loop below makes each value an int anyway.
     sql, params = grouped.query.sql_with_params()
@@ -93,13 +94,14 @@ def history_series(*, range_key: str = DEFAULT_RANGE, queue: str = "", name: str
         lambda: [defaultdict(int) for _ in starts])
     dwell_total: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
     for second, measure, bucket, count, total_ms in rows:
-        i = index.get(int(second))
+        # Floored: increments not yet compacted come per minute (see `rollup_rows`).
+        i = index.get(int(second) // chosen.grain * chosen.grain)
         if i is None:
             continue
         if measure in ("wait", "run") or measure.startswith("dwell:"):
             histograms[measure][i][bucket] += int(count)
             dwell_total[measure][i] += int(total_ms)
-        counts[measure][i] += int(count)
+        counts[measure][i] += int(count)  # a key may come twice: rollup and delta
 
     def quantiles(measure: str) -> dict[str, list[float | None]]:
         per_bucket = histograms.get(measure) or [{} for _ in starts]

@@ -45,36 +45,39 @@ def _from_json(connection: Any, field: Any, element: str) -> str:
     return f"({element})::{field.db_type(connection)}"
 
 
-def _plain(connection: Any, field: Any, column: str) -> str:
-    if isinstance(field, models.DateTimeField):
-        return f"(extract(epoch FROM {column}) * 1000000)::bigint"
-    return f"{column}::text" if isinstance(field, models.UUIDField) else column
-
-
 def upsert(*, alias: str, model: type, keys: Sequence[str], rows: Sequence[Sequence[Any]],
            added: Sequence[str] = (), replaced: Sequence[str] = ()) -> None:
     """INSERT `rows` (values of `keys`, then `added`, then `replaced`; timestamps in epoch
     microseconds); where a row with the same `keys` exists, add the `added` columns to it and
     overwrite the `replaced` ones (PostgreSQL and SQLite ≥ 3.24). `rows` must not repeat a
     key."""
+    quote = connections[alias].ops.quote_name
+    table = quote(model._meta.db_table)
+    updates = ", ".join(
+        [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in added]
+        + [f"{quote(c)} = excluded.{quote(c)}" for c in replaced])
+    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
+    insert(alias=alias, model=model, columns=(*keys, *added, *replaced), rows=rows,
+           suffix=conflict)
+
+
+def insert(*, alias: str, model: type, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+           suffix: str = "") -> None:
+    """INSERT `rows` (values of `columns`; timestamps in epoch microseconds), then `suffix`
+    (an ON CONFLICT clause), in one statement on PostgreSQL."""
     if not rows:
         return
     connection = connections[alias]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = (*keys, *added, *replaced)
     fields = [model._meta.get_field(column) for column in columns]
-    updates = ", ".join(
-        [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in added]
-        + [f"{quote(c)} = excluded.{quote(c)}" for c in replaced])
     into = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             select = ("SELECT " + ", ".join(
                 _from_json(connection, field, f"r ->> {i}") for i, field in enumerate(fields))
                 + " FROM jsonb_array_elements(%s::jsonb) AS r")
-            cursor.execute(f"{into}{select}{conflict}", [_json(rows)])
+            cursor.execute(f"{into}{select}{suffix}", [_json(rows)])
             return
         for offset in range(0, len(rows), SQLITE_CHUNK):
             chunk = rows[offset:offset + SQLITE_CHUNK]
@@ -83,53 +86,4 @@ def upsert(*, alias: str, model: type, keys: Sequence[str], rows: Sequence[Seque
             params = [field.get_db_prep_save(
                 moment_of(value) if isinstance(field, models.DateTimeField) else value,
                 connection) for row in chunk for field, value in zip(fields, row, strict=True)]
-            cursor.execute(f"{into}VALUES {placeholders}{conflict}", params)
-
-
-def _any_of(connection: Any, field: Any) -> str:
-    """`column = ANY(…)` of the values passed as one JSON parameter (PostgreSQL).
-
-    ANY(ARRAY(subquery)), not an array literal: the planner cannot count the elements of a
-    subquery's array and probes the index; told of a thousand ids it read the whole table
-    instead (15 ms at 130,000 run entries)."""
-    column = connection.ops.quote_name(field.column)
-    return (f"{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)"
-            f"::{field.db_type(connection)}))")
-
-
-def select_by_key(*, alias: str, model: type, key: str, values: Sequence[Any],
-                  columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    """`columns` of the rows whose `key` (a primary or unique key) is one of `values`, in
-    one statement whatever their number; UUIDs as text, timestamps in epoch microseconds."""
-    if not values:
-        return []
-    connection = connections[alias]
-    meta = model._meta
-    fields = [meta.get_field(column) for column in columns]
-    if connection.vendor != "postgresql":
-        return [tuple(microseconds(value) if isinstance(field, models.DateTimeField) else
-                      str(value) if isinstance(field, models.UUIDField) else value
-                      for field, value in zip(fields, row, strict=True))
-                for row in model.objects.using(alias).filter(**{f"{key}__in": values})
-                .values_list(*columns)]
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(_plain(connection, f, quote(f.column)) for f in fields)} "
-            f"FROM {quote(meta.db_table)} WHERE {_any_of(connection, meta.get_field(key))}",
-            [_json(values)])
-        return cursor.fetchall()
-
-
-def delete_by_key(*, alias: str, model: type, key: str, values: Sequence[Any]) -> None:
-    """Delete the rows whose `key` is one of `values`, in one statement."""
-    if not values:
-        return
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        model.objects.using(alias).filter(**{f"{key}__in": values}).delete()
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} "
-                       f"WHERE {_any_of(connection, model._meta.get_field(key))}",
-                       [_json(values)])
+            cursor.execute(f"{into}VALUES {placeholders}{suffix}", params)

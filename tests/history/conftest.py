@@ -121,10 +121,23 @@ def brute_rollups() -> dict[tuple[int, str, str, datetime, str, int], list[int]]
 
 
 def stored_rollups() -> dict[tuple[int, str, str, datetime, str, int], list[int]]:
-    from runs.history.models import Rollup
+    """The rollups as readers see them: the rows plus the increments not compacted into them
+    (each counted in every grain and dimension, and all time)."""
+    from runs.history.models import Rollup, RollupDelta
 
-    return {(r.grain, r.queue, r.name, r.start, r.measure, r.bucket): [r.count, r.total_ms]
-            for r in Rollup.objects.all() if r.count or r.total_ms}
+    stored: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in Rollup.objects.all():
+        counter = stored[(r.grain, r.queue, r.name, r.start, r.measure, r.bucket)]
+        counter[0] += r.count
+        counter[1] += r.total_ms
+    for d in RollupDelta.objects.all():
+        keys = [(grain, *dims, _start(d.start, grain), d.measure, d.bucket)
+                for grain in GRAINS for dims in _dims(d.queue, d.name)]
+        keys.append((0, ALL, ALL, datetime(1970, 1, 1, tzinfo=UTC), d.measure, d.bucket))
+        for key in keys:
+            stored[key][0] += d.count
+            stored[key][1] += d.total_ms
+    return {key: counter for key, counter in stored.items() if any(counter)}
 
 
 def brute_counts_at(moment: datetime, *, queue: str = "", name: str = "") -> dict[str, int]:
@@ -142,15 +155,17 @@ def brute_counts_at(moment: datetime, *, queue: str = "", name: str = "") -> dic
     return counts
 
 
-def fold_everything(*, limit: int = 1_000, deadline: float = 30.0) -> None:
-    """Fold until every committed log row is folded. On PostgreSQL a transaction open anywhere
-    in the cluster (other databases too) holds the reader's watermark back, so a short batch
-    does not mean "caught up": poll with a deadline."""
+def fold_everything(*, limit: int = 1_000, deadline: float = 30.0, compact: bool = True) -> None:
+    """Fold until every committed log row is folded, then (unless not `compact`) merge the
+    appended increments into the rollups, as the clock does. On PostgreSQL a transaction open
+    anywhere in the cluster (other databases too) holds the reader's watermark back, so a short
+    batch does not mean "caught up": poll with a deadline."""
     import time
 
     from django.db.models import Max
 
     from runs.changelog.models import Change
+    from runs.history import compaction
     from runs.history.fold import fold
     from runs.history.models import FoldCursor
 
@@ -159,6 +174,8 @@ def fold_everything(*, limit: int = 1_000, deadline: float = 30.0) -> None:
     while True:
         fold(limit=limit)
         if FoldCursor.objects.filter(change_id__gte=newest).exists() or newest == 0:
+            if compact:
+                compaction.compact()
             return
         assert time.monotonic() < give_up, "the fold did not catch up with the log"
         time.sleep(0.05)
