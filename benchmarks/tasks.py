@@ -234,6 +234,9 @@ def main() -> None:
     parser.add_argument("--board", choices=("off", "on", "both"), default="both",
                         help="measure without, with, or both without and with a board open")
     parser.add_argument("--processes", default="1,4", help="worker processes, e.g. 1,4")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each pair this many times, alternating who goes first; "
+                             "the ratio is of the medians")
     options = parser.parse_args()
     boards = {"off": [False], "on": [True], "both": [False, True]}[options.board]
     recreate_database()
@@ -243,27 +246,33 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    results = {}
     board = OpenBoard() if any(boards) else None
     try:
         for processes in (int(p) for p in options.processes.split(",")):
             for open_board in boards:
                 label = "board open" if open_board else "no board"
-                for system in ("runboard", "django-tasks-db"):
-                    row = measure(system, processes, options.tasks, options.latency_seconds,
-                                  board if open_board else None)
-                    results[system, processes, open_board] = row
-                    seen = (f"  board got {row['frames']} frames, {row['changes']} changes, "
-                            f"its server {row['server_ms_per_task']:.2f} ms CPU/task"
-                            if open_board else "")
-                    print(f"{system:16} {processes} proc, {label:10}: "
-                          f"{row['tasks_per_s']:7.0f} tasks/s  enqueue→start p50 "
-                          f"{row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms{seen}",
-                          flush=True)
-                ratio = (results["runboard", processes, open_board]["tasks_per_s"]
-                         / results["django-tasks-db", processes, open_board]["tasks_per_s"])
+                rates: dict[str, list[float]] = {"runboard": [], "django-tasks-db": []}
+                for repeat in range(options.repeat):
+                    # Alternate who goes first: a phase can leave the machine warmer or busier.
+                    order = ["runboard", "django-tasks-db"][::1 if repeat % 2 == 0 else -1]
+                    for system in order:
+                        row = measure(system, processes, options.tasks,
+                                      options.latency_seconds, board if open_board else None)
+                        rates[system].append(row["tasks_per_s"])
+                        seen = (f"  board got {row['frames']} frames, {row['changes']} "
+                                f"changes, its server {row['server_ms_per_task']:.2f} ms "
+                                f"CPU/task" if open_board else "")
+                        print(f"{system:16} {processes} proc, {label:10}: "
+                              f"{row['tasks_per_s']:7.0f} tasks/s  enqueue→start p50 "
+                              f"{row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms{seen}",
+                              flush=True)
+                ratios = [ours / theirs for ours, theirs in
+                          zip(rates["runboard"], rates["django-tasks-db"], strict=True)]
+                ratio = (statistics.median(rates["runboard"])
+                         / statistics.median(rates["django-tasks-db"]))
                 print(f"  runboard / django-tasks-db at {processes} process(es), {label}: "
-                      f"{ratio:.2f}x", flush=True)
+                      f"{ratio:.2f}x (medians of {options.repeat}; pairs "
+                      f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})", flush=True)
     finally:
         if board is not None:
             board.close()
