@@ -139,9 +139,15 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
 
     async def close_with(self, code: int) -> None:
-        """Stop watching at once, then close (deltas must not follow a refusal)."""
-        await self._leave_hub()
+        """Stop watching at once (deltas must not follow a refusal), close, then let the hub
+        stop if this was its last watcher: its shutdown (a database write) never delays the
+        close."""
+        if self.hub is not None and self.watcher is not None:
+            watcher, self.watcher = self.watcher, None
+            self.hub.detach(watcher)
         await self.close(code=code)
+        if self.hub is not None:
+            await self.hub.stop_if_idle()
 
     async def _leave_hub(self) -> None:
         if self.hub is not None and self.watcher is not None:

@@ -133,11 +133,19 @@ class Hub:
         return watcher
 
     async def leave(self, watcher: Watcher) -> None:
+        self.detach(watcher)
+        await self.stop_if_idle()
+
+    def detach(self, watcher: Watcher) -> None:
+        """No frame reaches `watcher` from now on (no I/O, so a refusal can close at once)."""
+        stream = watcher.stream
+        stream.watchers.discard(watcher)
+        if not stream.watchers and self.streams.get(stream.key) is stream:
+            del self.streams[stream.key]
+
+    async def stop_if_idle(self) -> None:
+        """Stop tailing the log once nobody in this process watches anything."""
         async with self._lifecycle:
-            stream = watcher.stream
-            stream.watchers.discard(watcher)
-            if not stream.watchers and self.streams.get(stream.key) is stream:
-                del self.streams[stream.key]
             if not self.streams and self.active:
                 await self._stop()
 

@@ -213,6 +213,30 @@ async def test_a_bad_run_id_or_unknown_run_closes_the_socket(socket_for, viewer)
     assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4404
 
 
+async def test_a_refusal_closes_at_once_while_the_hub_is_still_stopping(
+        socket_for, viewer, monkeypatch):
+    import threading
+
+    import dashboard.hub
+
+    stopping, release = threading.Event(), threading.Event()
+    forget_reader = dashboard.hub.forget_reader
+
+    def slow_forget_reader(name: str) -> None:
+        stopping.set()
+        release.wait(timeout=30)
+        forget_reader(name)
+
+    monkeypatch.setattr(dashboard.hub, "forget_reader", slow_forget_reader)
+    socket = await socket_for(viewer, "?run=00000000-0000-7000-8000-000000000000")
+    try:
+        # The close comes although the hub's shutdown (which follows it) cannot finish.
+        assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4404
+        assert await sync_to_async(stopping.wait, thread_sensitive=False)(TIMEOUT)
+    finally:
+        release.set()
+
+
 async def test_fifty_watchers_cost_one_log_read_per_change(socket_for, viewer, make_run):
     run = await sync_to_async(make_run)(RunState.RUNNING)
     sockets = [await socket_for(viewer) for _ in range(50)]
