@@ -14,7 +14,9 @@ from .states import RunState
 class Transition(models.Model):
     """One committed state change: append-only, never updated or deleted by the application."""
 
-    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="transitions")
+    # No index of its own: `transition_run_order` (run, id) starts with it.
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="transitions",
+                            db_index=False)
     from_state = models.CharField(max_length=16, choices=RunState.choices, blank=True)
     to_state = models.CharField(max_length=16, choices=RunState.choices)
     at = models.DateTimeField(default=timezone.now, editable=False)

@@ -127,8 +127,10 @@ class Run(RunWrites, models.Model):
     budget = models.JSONField(default=dict, blank=True, help_text="Limit per dimension.")
     consumed = models.JSONField(default=dict, blank=True, help_text="Use per dimension.")
 
+    # Indexed by `run_rerun_of` below, which holds only the reruns.
     rerun_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
+        db_index=False,
     )
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -188,6 +190,14 @@ class Run(RunWrites, models.Model):
             models.Index(
                 fields=("suspended_by",), name="run_suspended",
                 condition=Q(state="suspended"),
+            ),
+            # A finished run's reruns (and SET NULL when it is deleted). Partial: most runs
+            # are no rerun, and every insert and non-HOT update of a run writes an entry into
+            # each index whose condition it meets (a plain foreign-key index held a NULL per
+            # run version).
+            models.Index(
+                fields=("rerun_of",), name="run_rerun_of",
+                condition=Q(rerun_of__isnull=False),
             ),
         )
         constraints = (
