@@ -80,15 +80,24 @@ def by_pk(model: type[Model], alias: str, pk: Any) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _candidates_sql(alias: str, model: type[Model], paused_model: type[Model],
+def _candidates_sql(alias: str, model: type[Model], state: str, paused_model: type[Model],
                     queue_count: int | None, limit: int, lock: bool) -> str:
     connection = connections[alias]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     paused = quote(paused_model._meta.db_table)
-    where = [f"{table}.{quote('state')} = %s",
-             f"NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.{quote('queue')} "
-             f"= {table}.{quote('queue')})"]
+    # NOT IN, not NOT EXISTS: PostgreSQL plans NOT EXISTS as an anti-join, which it
+    # estimated to keep one row, so it read and sorted every ready run per lease (0.9 ms at a
+    # backlog of 1,000, growing with it) instead of walking `run_lease_order` to the first
+    # one it may take (0.03 ms). A hashed NOT IN is a filter on that walk. (A paused queue's
+    # name is its primary key, never NULL, so NOT IN means what NOT EXISTS meant.)
+    # The state is written into the statement, not bound: a prepared statement's generic
+    # plan cannot use a partial index (WHERE state = 'ready') for `state = $1`.
+    if not state.isidentifier():
+        raise ValueError(f"not a state: {state!r}")
+    where = [f"{table}.{quote('state')} = '{state}'",
+             f"{table}.{quote('queue')} NOT IN (SELECT {paused}.{quote('queue')} "
+             f"FROM {paused})"]
     if queue_count is not None:
         where.append(f"{table}.{quote('queue')} IN ({', '.join(['%s'] * queue_count)})")
     return (f"{_select(alias, model)} WHERE {' AND '.join(where)} "
@@ -106,9 +115,9 @@ def lease_candidates(model: type[Model], alias: str, *, state: str, paused_model
     other transactions insert for these runs)."""
     connection = connections[alias]
     lock = connection.features.has_select_for_update_skip_locked
-    sql = _candidates_sql(alias, model, paused_model, len(queues) if queues else None,
-                          limit, lock)
+    sql = _candidates_sql(alias, model, str(state), paused_model,
+                          len(queues) if queues else None, limit, lock)
     with prepared.cursor(connection) as cursor:
-        cursor.execute(sql, [str(state), *(queues or ())])
+        cursor.execute(sql, list(queues or ()))
         rows = cursor.fetchall()
     return _instances(model, alias, rows)
