@@ -1,8 +1,8 @@
 """Pausing queues: a paused queue keeps its runs, and `services.lease` hands none of them out.
 
 Two tables. `QueuePause` is the current state: one row per paused queue (a queue with no row
-runs normally), so the lease's candidate query leaves their runs out with a NOT EXISTS on a
-tiny table (`runs/reads.py`). `QueueEvent` is the audit trail: who paused or resumed which
+runs normally), so the lease's candidate query leaves their runs out with a hashed NOT IN on
+a tiny table, a filter on its walk of the ready runs' index (`runs/reads.py`). `QueueEvent` is the audit trail: who paused or resumed which
 queue, when and why; append-only, written in the same transaction as the change it records,
 like `Transition` for runs.
 
