@@ -2,9 +2,9 @@
 
 Two tables. `QueuePause` is the current state: one row per paused queue (a queue with no row
 runs normally), so the lease's candidate query leaves their runs out with a hashed NOT IN on
-a tiny table, a filter on its walk of the ready runs' index (`runs/reads.py`). `QueueEvent` is the audit trail: who paused or resumed which
-queue, when and why; append-only, written in the same transaction as the change it records,
-like `Transition` for runs.
+a tiny table, a filter on its walk of the ready runs' index (`runs/reads.py`). `QueueEvent`
+is the audit trail: who paused or resumed which queue, when and why; append-only, written in
+the same transaction as the change it records, like `Transition` for runs.
 
 A pause takes effect for every lease that starts after it commits; a lease already running
 when it commits may still hand out the run it has picked (the same as a run canceled while an
