@@ -7,7 +7,6 @@ import re
 import threading
 
 import pytest
-from django.db import close_old_connections
 from django.db.models import Count
 
 from runs.changelog.models import ChangeReader
@@ -17,6 +16,7 @@ from runs.history import fold as fold_module
 from runs.history.fold import fold, fold_all, initialize
 from runs.history.models import FoldCursor, Rollup, StateTotal
 from runs.models import Run
+from tests.runs.racing import race
 
 from .conftest import brute_rollups, fold_everything, stored_rollups
 
@@ -96,22 +96,8 @@ def test_the_fold_holds_change_log_pruning_back_to_its_cursor(history):
 def test_two_clocks_folding_at_once_fold_every_row_exactly_once(history):
     history(120, seed=9)
     initialize()
-    errors: list[BaseException] = []
-
-    def clock() -> None:
-        try:
-            fold_everything(limit=20)
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            close_old_connections()
-
-    clocks = [threading.Thread(target=clock) for _ in range(3)]
-    for thread in clocks:
-        thread.start()
-    for thread in clocks:
-        thread.join(timeout=60)
-    assert not errors
+    outcomes = race([lambda: fold_everything(limit=20)] * 3)
+    assert [kind for kind, _ in outcomes] == ["ok"] * 3, outcomes
     assert stored_rollups() == brute_rollups()
     assert _totals() == _exact_totals()
 
@@ -141,13 +127,12 @@ def test_fold_history_command_folds_what_is_pending(history):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_clock_folds_before_it_prunes(history):
-    import threading as _threading
 
     from runs.clock import run_clock
 
     history(10, seed=11)
     calls: list[str] = []
-    run_clock(interval=0.01, stop=_threading.Event(), once=True, tick=lambda: {},
+    run_clock(interval=0.01, stop=threading.Event(), once=True, tick=lambda: {},
               prune=lambda **_: calls.append("prune") or 0,
               fold=lambda **kw: calls.append("fold") or fold_all(**kw),
               prune_history=lambda **_: calls.append("prune rollups") or 0)
