@@ -6,7 +6,10 @@ their `Transition` rows and appends one change-log row of kind "deleted" per run
 board's exact counts move down and the history fold records the move out of the finished
 state. The rollups are never touched: charts of the pruned period keep their numbers.
 Finished runs never change, so a batch conflicts with nothing; an interrupted pruning leaves
-whole batches done and is simply run again. Unfinished runs are never selected.
+whole batches done and is simply run again. Unfinished runs are never selected, and neither
+is a run whose finishing move the history fold has not read yet: the fold takes that move's
+latency (queue wait, run time) from the run's audit rows, so pruning first would drop it from
+the charts. Such a run goes in a later pruning, once the fold has passed it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from django.utils import timezone
 from .audit import Transition
 from .changelog import writer as change_log
 from .changelog.models import Change
+from .changelog.reader import runs_changed_after
+from .history.fold import folded_through
 from .models import Run
 from .states import TERMINAL_STATES
 
@@ -83,11 +88,13 @@ def prune_finished_runs(*, finished_before: datetime, batch: int = RETENTION_BAT
 def _prune_batch(alias: str, cutoff: datetime, batch: int, now: datetime,
                  report: PruneReport) -> int:
     with transaction.atomic(using=alias):
-        runs = list(
-            Run.objects.using(alias)
-            .filter(state__in=FINISHED, state_changed_at__lt=cutoff)
-            .order_by("state_changed_at", "id")
-            .only("id", "state", "version", "queue", "name")[:batch])
+        eligible = Run.objects.using(alias).filter(state__in=FINISHED,
+                                                   state_changed_at__lt=cutoff)
+        folded = folded_through(using=alias)
+        if folded is not None:
+            eligible = eligible.exclude(id__in=runs_changed_after(folded, using=alias))
+        runs = list(eligible.order_by("state_changed_at", "id")
+                    .only("id", "state", "version", "queue", "name")[:batch])
         if not runs:
             return 0
         ids = [run.pk for run in runs]

@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from .models import Change
@@ -180,6 +181,18 @@ def is_retained(position: Position, *, using: str | None = None) -> bool:
     if position.txid and connections[query.db].vendor == "postgresql":
         query = query.extra(where=["txid = %s::xid8"], params=[str(position.txid)])
     return query.exists()
+
+
+def runs_changed_after(position: Position, *, using: str | None = None) -> QuerySet:
+    """The `run_id`s of the rows after `position`, as a subquery: a reader at `position` has
+    not read these runs' latest changes. Reads only the log's tail after `position` (its
+    `(txid, id)` index), so it is cheap for a reader that keeps up."""
+    alias = using or _alias()
+    query = Change.objects.using(alias).values("run_id")
+    if connections[alias].vendor == "postgresql":
+        return query.extra(where=["(txid, id) > (%s::xid8, %s)"],
+                           params=[str(position.txid), position.id])
+    return query.filter(id__gt=position.id)
 
 
 def held_back(position: Position, *, using: str | None = None) -> bool:

@@ -131,6 +131,16 @@ def _fold_after(cursor: FoldCursor, *, alias: str, limit: int) -> int:
     return len(rows)
 
 
+def folded_through(*, using: str | None = None) -> Position | None:
+    """The position up to which every fold has read the change log (the lowest cursor), or
+    None when no fold has started: nothing waits on a fold then."""
+    alias = using or router.db_for_read(FoldCursor)
+    positions = [Position(txid, change_id) for txid, change_id in
+                 FoldCursor.objects.using(alias).filter(initialized=True)
+                 .values_list("txid", "change_id")]
+    return min(positions) if positions else None
+
+
 def fold_all(*, name: str = FOLD_NAME, limit: int = FOLD_BATCH,
              max_batches: int | None = None) -> int:
     """Fold until caught up (or `max_batches` batches), then merge what the batches appended

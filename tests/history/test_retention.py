@@ -13,13 +13,15 @@ from django.db.models import Count
 from runs import retention
 from runs.changelog.models import Change
 from runs.history.counts import counts_at, counts_now
+from runs.history.fold import fold
+from runs.history.models import FoldCursor
 from runs.history.series import history_series
 from runs.models import Run, Transition
 from runs.retention import prune_finished_runs
 from runs.selectors import BoardFilter, state_counts
 from runs.states import RunState
 
-from .conftest import EPOCH, fold_everything
+from .conftest import EPOCH, brute_rollups, fold_everything, stored_rollups
 
 FINISHED = ("completed", "failed", "canceled")
 CUTOFF = EPOCH + timedelta(minutes=90)
@@ -99,3 +101,32 @@ def test_prune_runs_refuses_without_a_cutoff_when_retention_is_off(settings):
     settings.RUNBOARD = {**settings.RUNBOARD, "FINISHED_RUN_RETENTION": None}
     with pytest.raises(CommandError, match="retention is off"):
         call_command("prune_runs")
+
+
+LATENCIES = ("wait", "run", "dwell:")
+
+
+def _latencies(rollups: dict) -> dict:
+    return {key: value for key, value in rollups.items() if key[4].startswith(LATENCIES)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_the_fold_has_not_passed_is_kept_until_it_has(history):
+    history(150, seed=41)
+    expected = _latencies(brute_rollups())  # from the audit trail, before anything is pruned
+    fold(limit=120)  # the fold lags: later rows, finishing moves among them, are unread
+    behind = set(Change.objects.filter(id__gt=FoldCursor.objects.get().change_id)
+                 .values_list("run_id", flat=True))
+    eligible = _eligible()
+    waiting = eligible & behind
+    assert waiting and waiting != eligible, "the fold should lag behind some finished runs"
+
+    first = prune_finished_runs(finished_before=CUTOFF)
+    assert first.runs == len(eligible - waiting)
+    assert _eligible() == waiting  # kept, with their audit rows
+
+    fold_everything()
+    second = prune_finished_runs(finished_before=CUTOFF)
+    assert second.runs == len(waiting) and not _eligible()
+    fold_everything()
+    assert _latencies(stored_rollups()) == expected  # no run's latency was lost to pruning
