@@ -10,6 +10,7 @@ from django.utils import timezone
 from runs import services
 from runs.exceptions import InvalidInput
 from runs.models import Run
+from runs.queues import pause_queue
 from runs.states import RunState
 
 
@@ -47,6 +48,21 @@ def test_lease_respects_the_limit_and_the_queues(make_run):
     assert sorted(run.queue for run in rest) == ["mail", "video"]
     assert [run.queue for run in services.lease(executor="e3", limit=10)] == ["default"]
     assert services.lease(executor="e4", limit=10) == []
+
+
+@pytest.mark.django_db
+def test_several_queues_are_leased_in_one_order_and_a_paused_one_is_left_out(make_run, now):
+    def run(queue: str, priority: int, minutes_ago: int) -> Run:
+        return make_run(queue=queue, priority=priority,
+                        created_at=now - timedelta(minutes=minutes_ago))
+
+    a_old, a_high, b_mid, b_new = run("a", 0, 9), run("a", 5, 1), run("b", 3, 5), run("b", 0, 2)
+    run("c", 9, 9)  # not asked for
+    leased = services.lease(executor="e1", queues=["b", "a", "b"], limit=3)
+    assert [r.pk for r in leased] == [a_high.pk, b_mid.pk, a_old.pk]
+    pause_queue(queue="b", actor="olga")
+    assert services.lease(executor="e1", queues=["a", "b"], limit=10) == []
+    assert Run.objects.get(pk=b_new.pk).state == RunState.READY
 
 
 @pytest.mark.django_db
