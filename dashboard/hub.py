@@ -224,8 +224,11 @@ class Hub:
             # While committed rows wait above the watermark, look again soon: the transaction
             # that holds them back ends without a hint.
             wait = HELD_BACK_POLL if self.held_back else poll_interval()
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the hint
+            # comes in, and this task would outlive the hub's stop (gh-86296).
             with contextlib.suppress(TimeoutError):  # the poll interval passed: read anyway
-                await asyncio.wait_for(self._hinted.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._hinted.wait()
             self._hinted.clear()
             try:
                 flushed_at = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from dashboard.consumers import CLOSE_LOGIN_REQUIRED
-from dashboard.hub import get_hub
+from dashboard.hub import Hub, get_hub
 from runs import services
 from runs.changelog.reader import Position
 from runs.models import Run
@@ -215,26 +216,25 @@ async def test_a_bad_run_id_or_unknown_run_closes_the_socket(socket_for, viewer)
 
 async def test_a_refusal_closes_at_once_while_the_hub_is_still_stopping(
         socket_for, viewer, monkeypatch):
-    import threading
+    stopping, release = asyncio.Event(), asyncio.Event()
+    stop_if_idle = Hub.stop_if_idle
 
-    import dashboard.hub
-
-    stopping, release = threading.Event(), threading.Event()
-    forget_reader = dashboard.hub.forget_reader
-
-    def slow_forget_reader(name: str) -> None:
+    async def held_stop_if_idle(self: Hub) -> None:
         stopping.set()
-        release.wait(timeout=30)
-        forget_reader(name)
+        await release.wait()
+        await stop_if_idle(self)
 
-    monkeypatch.setattr(dashboard.hub, "forget_reader", slow_forget_reader)
+    # The hub's shutdown (cancelling its tasks, a database write) is held at its door: the
+    # close must not wait for it.
+    monkeypatch.setattr(Hub, "stop_if_idle", held_stop_if_idle)
     socket = await socket_for(viewer, "?run=00000000-0000-7000-8000-000000000000")
     try:
-        # The close comes although the hub's shutdown (which follows it) cannot finish.
         assert (await socket.receive_output(timeout=TIMEOUT))["code"] == 4404
-        assert await sync_to_async(stopping.wait, thread_sensitive=False)(TIMEOUT)
+        await asyncio.wait_for(stopping.wait(), TIMEOUT)  # and the hub does go on to stop
     finally:
         release.set()
+    await asyncio.wait_for(get_hub().stop_if_idle(), TIMEOUT)
+    assert not get_hub().active
 
 
 async def test_fifty_watchers_cost_one_log_read_per_change(socket_for, viewer, make_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
@@ -156,3 +157,22 @@ def test_counts_move_only_by_rows_their_consistent_read_did_not_see():
         stream.move(row(0, change_id, "ready", "leased"))
     stream.move(row(0, 12, "leased", "leased"))  # an update moves nothing
     assert stream.counts == {"ready": 1, "leased": 1}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("turns", range(4))
+async def test_a_hint_arriving_as_the_last_watcher_leaves_does_not_keep_the_hub_running(turns):
+    # Python 3.11's asyncio.wait_for returns the awaited result instead of raising when the
+    # cancel lands just as that result came in: the tail task read on, the hub's stop waited
+    # for it forever, and (holding the hub's lifecycle lock) so did every later join.
+    hub = get_hub()
+    watcher = await hub.join(FakeSocket(), ("run", str(uuid.uuid4())))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the tail task now waits for a hint
+    hub._hint()  # as Redis or a committing thread of this process would
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    await asyncio.wait_for(hub.leave(watcher), timeout=5)
+    assert not hub.active
+    watcher = await hub.join(FakeSocket(), ("run", str(uuid.uuid4())))  # the hub starts again
+    await asyncio.wait_for(hub.leave(watcher), timeout=5)
